@@ -1,0 +1,30 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'web/dist/**', 'node_modules/**', 'bench/results/**', '.data/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.strict,
+  {
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly' },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['src/gateway/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/worker/**', '**/providers/**'] }] },
+  },
+  {
+    files: ['src/worker/**', 'src/providers/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/gateway/**'] }] },
+  },
+  {
+    files: ['src/contracts/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../*', '!./*'] }] },
+  },
+);

@@ -1,0 +1,236 @@
+/**
+ * Every setting Parley reads, its default and its validation, in one place. Values come from the
+ * environment (and a `.env` file when present); `loadConfig` fails once, at start-up, with one line
+ * per invalid value.
+ */
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from '../contracts/errors.js';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number({ error: 'expected a number' }).min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+const list = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item !== ''));
+
+const envSchema = z.object({
+  // Gateway
+  PORT: int(0, 65535).default(3500),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  CORS_ORIGINS: list.default([]),
+  SESSION_TTL_SECONDS: int(10, 30 * 24 * 3600).default(3600),
+  NAME_MAX_CHARS: int(1, 1000).default(100),
+  MESSAGE_MAX_CHARS: int(1, 1_000_000).default(8000),
+  WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  MAX_PENDING_PER_SESSION: int(1, 10_000).default(20),
+  WEB_DIR: optionalString,
+  TRUST_PROXY: bool.default(false),
+  // Redis (the original's variable names are kept)
+  REDIS_URL: optionalString,
+  REDIS_HOST: optionalString,
+  REDIS_PORT: int(1, 65535).optional(),
+  REDIS_USER: optionalString,
+  REDIS_PASSWORD: optionalString,
+  REDIS_TLS: bool.optional(),
+  REDIS_CLUSTER: bool.default(false),
+  KEY_PREFIX: z.string().regex(/^[\w:.-]{0,64}$/, 'letters, digits and _ : . - (at most 64)').default('parley:'),
+  EVENTS_MAX_LEN: int(100, 1_000_000).default(2000),
+  // Worker
+  WORKER_CONCURRENCY: int(1, 1024).default(4),
+  LEASE_MS: int(1000, 600_000).default(10_000),
+  CLAIM_IDLE_MS: int(1000, 3_600_000).default(15_000),
+  CLAIM_INTERVAL_MS: int(100, 600_000).default(5000),
+  FLUSH_INTERVAL_MS: int(1, 10_000).default(50),
+  FLUSH_MAX_CHARS: int(1, 1_000_000).default(512),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  // Language model
+  LLM_PROVIDER: z.enum(['openai', 'local', 'none']).optional(),
+  LLM_BASE_URL: optionalString.pipe(z.url({ error: 'expected a URL such as http://localhost:11434/v1' }).optional()),
+  LLM_API_KEY: optionalString,
+  LLM_MODEL: optionalString,
+  LLM_SYSTEM_PROMPT: z.string().default('You are Parley, a helpful and concise assistant.'),
+  LLM_MAX_TOKENS: int(1, 1_000_000).default(512),
+  LLM_TEMPERATURE: num(0, 2).default(0.7),
+  LLM_TOP_P: num(0, 1).default(0.95),
+  LLM_STOP: list.default([]),
+  LLM_HISTORY_TOKENS: int(16, 10_000_000).default(3072),
+  LLM_FIRST_TOKEN_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  LLM_IDLE_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  LLM_TOTAL_TIMEOUT_MS: int(100, 24 * 3_600_000).default(300_000),
+  LLM_MAX_RETRIES: int(0, 20).default(3),
+  LLM_MODEL_PATH: optionalString,
+  LLM_MODEL_URI: z.string().default('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf'),
+  LLM_MODEL_SHA256: optionalString,
+  MODELS_DIR: z.string().default('models'),
+  LLM_CONTEXT_SIZE: int(256, 1_048_576).default(4096),
+  LLM_PARALLEL: int(1, 64).default(2),
+  LLM_THREADS: int(0, 256).optional(),
+  // Logging
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+type Env = z.infer<typeof envSchema>;
+
+export interface RedisConfig {
+  readonly url: string;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+  readonly cluster: boolean;
+  /** True when nothing told us where Redis is, so `npm start` may start a local one. */
+  readonly isDefault: boolean;
+}
+
+export interface ModelConfig {
+  readonly provider: 'openai' | 'local' | 'none';
+  readonly baseUrl: string | undefined;
+  readonly apiKey: string | undefined;
+  readonly model: string | undefined;
+  readonly systemPrompt: string;
+  readonly maxTokens: number;
+  readonly temperature: number;
+  readonly topP: number;
+  readonly stop: readonly string[];
+  readonly historyTokens: number;
+  readonly firstTokenTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly totalTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly modelPath: string | undefined;
+  readonly modelUri: string;
+  readonly modelSha256: string | undefined;
+  readonly modelsDir: string;
+  readonly contextSize: number;
+  readonly parallel: number;
+  readonly threads: number | undefined;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly corsOrigins: readonly string[];
+  readonly sessionTtlSeconds: number;
+  readonly nameMaxChars: number;
+  readonly messageMaxChars: number;
+  readonly wsMaxFrameBytes: number;
+  readonly maxPendingPerSession: number;
+  readonly webDir: string | undefined;
+  readonly trustProxy: boolean;
+  readonly redis: RedisConfig;
+  readonly keyPrefix: string;
+  readonly eventsMaxLen: number;
+  readonly workerConcurrency: number;
+  readonly leaseMs: number;
+  readonly claimIdleMs: number;
+  readonly claimIntervalMs: number;
+  readonly flushIntervalMs: number;
+  readonly flushMaxChars: number;
+  readonly shutdownGraceMs: number;
+  readonly model: ModelConfig;
+  readonly logLevel: Env['LOG_LEVEL'];
+}
+
+function redisConfig(env: Env): RedisConfig {
+  const isDefault = env.REDIS_URL === undefined && env.REDIS_HOST === undefined && env.REDIS_PORT === undefined;
+  const url = env.REDIS_URL ?? `redis://${env.REDIS_HOST ?? '127.0.0.1'}:${env.REDIS_PORT ?? 6379}`;
+  return {
+    url,
+    username: env.REDIS_USER,
+    password: env.REDIS_PASSWORD,
+    tls: env.REDIS_TLS ?? url.startsWith('rediss://'),
+    cluster: env.REDIS_CLUSTER,
+    isDefault,
+  };
+}
+
+function modelConfig(env: Env): ModelConfig {
+  return {
+    provider: env.LLM_PROVIDER ?? (env.LLM_BASE_URL === undefined ? 'local' : 'openai'),
+    baseUrl: env.LLM_BASE_URL,
+    apiKey: env.LLM_API_KEY,
+    model: env.LLM_MODEL,
+    systemPrompt: env.LLM_SYSTEM_PROMPT,
+    maxTokens: env.LLM_MAX_TOKENS,
+    temperature: env.LLM_TEMPERATURE,
+    topP: env.LLM_TOP_P,
+    stop: env.LLM_STOP,
+    historyTokens: env.LLM_HISTORY_TOKENS,
+    firstTokenTimeoutMs: env.LLM_FIRST_TOKEN_TIMEOUT_MS,
+    idleTimeoutMs: env.LLM_IDLE_TIMEOUT_MS,
+    totalTimeoutMs: env.LLM_TOTAL_TIMEOUT_MS,
+    maxRetries: env.LLM_MAX_RETRIES,
+    modelPath: env.LLM_MODEL_PATH,
+    modelUri: env.LLM_MODEL_URI,
+    modelSha256: env.LLM_MODEL_SHA256,
+    modelsDir: env.MODELS_DIR,
+    contextSize: env.LLM_CONTEXT_SIZE,
+    parallel: env.LLM_PARALLEL,
+    threads: env.LLM_THREADS,
+  };
+}
+
+function crossFieldProblems(config: Config): string[] {
+  const problems: string[] = [];
+  if (config.claimIdleMs <= config.leaseMs) {
+    problems.push(`CLAIM_IDLE_MS (${config.claimIdleMs}) must be greater than LEASE_MS (${config.leaseMs}), or live workers lose their work`);
+  }
+  if (config.model.provider === 'openai' && config.model.baseUrl === undefined) {
+    problems.push('LLM_PROVIDER=openai needs LLM_BASE_URL (for example https://router.huggingface.co/v1)');
+  }
+  return problems;
+}
+
+/** Reads `.env` (when present; real environment variables win) into process.env. */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}
+
+/** Parses and validates the environment; throws one ConfigError listing every problem. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(environment);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        const given = environment[name];
+        return `${name}: ${issue.message}${given === undefined ? '' : ` (got ${JSON.stringify(given)})`}`;
+      }),
+    );
+  }
+  const env = parsed.data;
+  const config: Config = {
+    port: env.PORT,
+    host: env.HOST,
+    corsOrigins: env.CORS_ORIGINS,
+    sessionTtlSeconds: env.SESSION_TTL_SECONDS,
+    nameMaxChars: env.NAME_MAX_CHARS,
+    messageMaxChars: env.MESSAGE_MAX_CHARS,
+    wsMaxFrameBytes: env.WS_MAX_FRAME_BYTES,
+    maxPendingPerSession: env.MAX_PENDING_PER_SESSION,
+    webDir: env.WEB_DIR,
+    trustProxy: env.TRUST_PROXY,
+    redis: redisConfig(env),
+    keyPrefix: env.KEY_PREFIX,
+    eventsMaxLen: env.EVENTS_MAX_LEN,
+    workerConcurrency: env.WORKER_CONCURRENCY,
+    leaseMs: env.LEASE_MS,
+    claimIdleMs: env.CLAIM_IDLE_MS,
+    claimIntervalMs: env.CLAIM_INTERVAL_MS,
+    flushIntervalMs: env.FLUSH_INTERVAL_MS,
+    flushMaxChars: env.FLUSH_MAX_CHARS,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    model: modelConfig(env),
+    logLevel: env.LOG_LEVEL,
+  };
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

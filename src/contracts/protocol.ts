@@ -1,0 +1,94 @@
+/**
+ * The wire contract between browsers, gateways and workers: WebSocket frames, HTTP bodies and the
+ * records Parley stores in Redis. Everything that crosses a process boundary is parsed with these
+ * schemas; TypeScript types are derived from them so the two can never drift apart.
+ */
+import { z } from 'zod';
+import { ErrorCodes, type ErrorCode } from './errors.js';
+
+/** WebSocket subprotocol that selects streaming mode. Without it a socket speaks plain mode. */
+export const STREAMING_SUBPROTOCOL = 'parley.v1';
+
+/** Close code and reason for a missing, unknown or expired token (kept from the original). */
+export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
+/** Close code the gateway uses when it shuts down: the client should reconnect (to any gateway). */
+export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
+
+/** Redis stream ids ("1700000000000-0"); "0" means "from the very beginning". */
+export const eventIdSchema = z.string().regex(/^(0|\d{1,20}-\d{1,20})$/, 'an event id such as "1712345678901-0"');
+
+const clientIdSchema = z.string().min(1).max(64).regex(/^[\w.:-]+$/, 'letters, digits and . _ : -');
+
+/** Frames a streaming-mode client may send. */
+export const clientFrameSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('message'), text: z.string(), clientId: clientIdSchema.optional() }).strict(),
+  z.object({ type: z.literal('stop'), seq: z.number().int().positive().optional() }).strict(),
+  z.object({ type: z.literal('resume'), after: eventIdSchema }).strict(),
+  z.object({ type: z.literal('ping') }).strict(),
+]);
+export type ClientFrame = z.infer<typeof clientFrameSchema>;
+export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping'] as const;
+
+/** A message of the history, as `GET /refresh_token` returns it (original fields first). */
+export const messageRecordSchema = z.object({
+  id: z.string(),
+  msg: z.string(),
+  timestamp: z.string(),
+  source: z.enum(['human', 'bot']),
+  /** Position of the turn this message belongs to (1, 2, ...). */
+  seq: z.number().int().positive(),
+  /** For bot messages: "done", or "stopped" when the user stopped the answer. */
+  status: z.enum(['done', 'stopped']).optional(),
+});
+export type MessageRecord = z.infer<typeof messageRecordSchema>;
+
+const errorCodeSchema = z.enum(Object.values(ErrorCodes) as [ErrorCode, ...ErrorCode[]]);
+
+/**
+ * Answer events, as stored in the session's event stream and sent to streaming clients.
+ * `start` opens (or, after a worker takeover, restarts) the answer of a turn: a client drops any
+ * partial text it holds for that turn.
+ */
+export const answerEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('start'), seq: z.number().int().positive(), attempt: z.number().int().positive() }),
+  z.object({ type: z.literal('delta'), seq: z.number().int().positive(), text: z.string() }),
+  z.object({ type: z.literal('done'), seq: z.number().int().positive(), id: z.string(), timestamp: z.string() }),
+  z.object({ type: z.literal('stopped'), seq: z.number().int().positive(), id: z.string(), timestamp: z.string() }),
+  z.object({ type: z.literal('error'), seq: z.number().int().positive(), code: errorCodeSchema, message: z.string() }),
+]);
+export type AnswerEvent = z.infer<typeof answerEventSchema>;
+export type StoredEvent = AnswerEvent & { eventId: string };
+
+/** What the event scripts publish on a session's live channel. */
+export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: answerEventSchema });
+export type LiveEvent = z.infer<typeof liveEventSchema>;
+
+/** The record of a failed turn, kept so a reloaded history can show the error on its message. */
+export const turnErrorSchema = z.object({ seq: z.number().int().positive(), code: errorCodeSchema, message: z.string(), timestamp: z.string() });
+export type TurnError = z.infer<typeof turnErrorSchema>;
+
+/** Frames the gateway sends in streaming mode. */
+export type ServerFrame =
+  | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
+  | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
+  | (AnswerEvent & { eventId: string })
+  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string }
+  | { type: 'reset'; reason: string }
+  | { type: 'pong' };
+
+/** The frame a plain-mode client receives for each finished answer (the original's shape). */
+export interface PlainAnswerFrame {
+  id: string;
+  msg: string;
+  timestamp: string;
+  source: 'bot';
+}
+
+export interface SessionView {
+  token: string;
+  name: string;
+  session_start: string;
+  messages: Array<MessageRecord & { error?: { code: ErrorCode; message: string } }>;
+  /** Event id matching this snapshot: resume after it to get everything that follows. */
+  last_event_id: string;
+}

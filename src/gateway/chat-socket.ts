@@ -1,0 +1,229 @@
+/**
+ * One WebSocket connection to /chat. Plain mode speaks the original protocol (a text frame is a
+ * message; one JSON frame per finished answer); streaming mode (subprotocol parley.v1) speaks
+ * JSON frames both ways and forwards every answer event with its id. See docs/protocol.md.
+ */
+import type { WebSocket, RawData } from 'ws';
+import { z } from 'zod';
+import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
+import {
+  CLIENT_FRAME_TYPES,
+  CLOSE_UNAUTHENTICATED,
+  STREAMING_SUBPROTOCOL,
+  clientFrameSchema,
+  type ClientFrame,
+  type LiveEvent,
+  type ServerFrame,
+  type StoredEvent,
+} from '../contracts/protocol.js';
+import { enqueue } from '../store/queue.js';
+import type { RedisClient } from '../store/redis.js';
+import type { SessionStore } from '../store/session-store.js';
+import { tokenTag, type Logger } from '../shared/logger.js';
+import { EventCursor } from './event-cursor.js';
+import type { LiveHub, LiveListener } from './live-hub.js';
+import type { GatewayMetrics } from './metrics.js';
+
+export interface ChatDependencies {
+  readonly store: SessionStore;
+  readonly redis: RedisClient;
+  readonly hub: LiveHub;
+  readonly queueKey: string;
+  readonly cancelChannel: string;
+  readonly messageMaxChars: number;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+}
+
+/** A client that cannot keep up gets disconnected; it resumes from its last event id. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const CLOSE_TOO_SLOW = { code: 1013, reason: 'Client too slow, reconnect and resume' } as const;
+
+class FrameError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Mode = 'plain' | 'streaming';
+
+export class ChatConnection implements LiveListener {
+  private readonly mode: Mode;
+  private cursor: EventCursor | undefined;
+  private inbound: Promise<void>;
+  /** Plain mode: text of answers seen from their start, so a finished answer needs no read. */
+  private readonly plainAnswers = new Map<number, string>();
+  private closed = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly token: string,
+    private readonly deps: ChatDependencies,
+  ) {
+    this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('close', () => void this.onClose());
+    ws.on('error', (error) => deps.logger.debug({ err: error, session: tokenTag(token) }, 'socket error'));
+    deps.metrics.sockets.inc({ mode: this.mode });
+    this.inbound = this.setUp().catch((error: unknown) => this.fail(error));
+  }
+
+  onLive(event: LiveEvent): void {
+    this.cursor?.offer(event);
+  }
+
+  onExpired(): void {
+    this.ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
+  }
+
+  /** Subscribe first, then read where the session stands: no event can fall in between. */
+  private async setUp(): Promise<void> {
+    const { hub, store } = this.deps;
+    await hub.add(this.token, this);
+    const state = await store.touch(this.token);
+    if (state === null) {
+      this.onExpired();
+      return;
+    }
+    this.cursor = new EventCursor(state.lastEventId, (after) => store.eventsAfter(this.token, after), {
+      deliver: (event) => this.deliver(event),
+      reset: () => this.send({ type: 'reset', reason: 'Some events are no longer retained: reload the history and resume after its last_event_id.' }),
+      failed: (error) => this.fail(error),
+    });
+    if (state.seq > state.answered && !state.leaseHeld) {
+      // Unanswered messages and no worker on them: a gateway died between storing and queueing.
+      await enqueue(this.deps.redis, this.deps.queueKey, this.token);
+    }
+    if (this.mode === 'streaming') {
+      this.send({ type: 'ready', token: this.token, lastEventId: state.lastEventId, protocol: STREAMING_SUBPROTOCOL });
+    }
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    this.inbound = this.inbound
+      .then(() => (this.cursor === undefined ? undefined : this.handle(data, isBinary)))
+      .catch((error: unknown) => {
+        if (error instanceof FrameError) this.reject(error.code, error.message);
+        else this.fail(error);
+      });
+  }
+
+  private async handle(data: RawData, isBinary: boolean): Promise<void> {
+    if (isBinary) throw new FrameError(ErrorCodes.binaryFrame, 'Binary frames are not accepted: send text.');
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data)]).toString('utf8');
+    if (this.mode === 'plain') return this.sendMessage(text);
+    const frame = parseClientFrame(text);
+    switch (frame.type) {
+      case 'message':
+        return this.sendMessage(frame.text, frame.clientId);
+      case 'stop':
+        await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
+        return;
+      case 'resume':
+        this.cursor?.resume(frame.after);
+        return;
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+    }
+  }
+
+  private async sendMessage(text: string, clientId?: string): Promise<void> {
+    if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.');
+    if (text.length > this.deps.messageMaxChars) {
+      throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`);
+    }
+    const result = await this.deps.store.accept(this.token, text, clientId);
+    if (result.status === 'expired') return this.onExpired();
+    if (result.status === 'busy') {
+      throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.');
+    }
+    if (result.status === 'accepted') {
+      await enqueue(this.deps.redis, this.deps.queueKey, this.token);
+      this.deps.metrics.messages.inc();
+    }
+    if (this.mode === 'streaming') {
+      const { id, seq, timestamp } = result.record;
+      this.send({ type: 'accepted', id, seq, timestamp, ...(clientId === undefined ? {} : { clientId }) });
+    }
+  }
+
+  private async deliver(event: StoredEvent): Promise<void> {
+    if (this.mode === 'streaming') {
+      this.send(event);
+      return;
+    }
+    if (event.type === 'start') this.plainAnswers.set(event.seq, '');
+    else if (event.type === 'delta') {
+      const sofar = this.plainAnswers.get(event.seq);
+      if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
+    } else if (event.type === 'error') {
+      this.plainAnswers.delete(event.seq);
+      this.sendJson({ type: 'error', code: event.code, message: event.message, seq: event.seq });
+    } else {
+      const seen = this.plainAnswers.get(event.seq);
+      this.plainAnswers.delete(event.seq);
+      const msg = seen ?? (await this.deps.store.findMessage(this.token, event.id))?.msg ?? '';
+      this.sendJson({ id: event.id, msg, timestamp: event.timestamp, source: 'bot' });
+    }
+  }
+
+  private reject(code: ErrorCode, message: string): void {
+    this.deps.metrics.rejected.inc({ code });
+    this.send({ type: 'error', code, message });
+  }
+
+  private fail(error: unknown): void {
+    this.deps.logger.error({ err: error, session: tokenTag(this.token) }, 'chat connection failed');
+    this.send({ type: 'error', code: ErrorCodes.internal, message: 'Something went wrong on the server; reconnect to continue.' });
+    this.ws.close(1011, 'Internal error, reconnect');
+  }
+
+  private send(frame: ServerFrame): void {
+    this.sendJson(frame);
+  }
+
+  private sendJson(frame: object): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.ws.close(CLOSE_TOO_SLOW.code, CLOSE_TOO_SLOW.reason);
+      return;
+    }
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  private async onClose(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.deps.metrics.sockets.dec({ mode: this.mode });
+    await this.deps.hub.remove(this.token, this).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed'));
+  }
+}
+
+const frameTypeSchema = z.object({ type: z.string() });
+
+/** Parses a streaming-mode frame; throws FrameError with a message that says what is wrong. */
+export function parseClientFrame(text: string): ClientFrame {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new FrameError(ErrorCodes.invalidFrame, 'The frame is not valid JSON.');
+  }
+  const typed = frameTypeSchema.safeParse(json);
+  if (!typed.success) throw new FrameError(ErrorCodes.invalidFrame, 'The frame must be a JSON object with a "type".');
+  if (!(CLIENT_FRAME_TYPES as readonly string[]).includes(typed.data.type)) {
+    throw new FrameError(ErrorCodes.unknownFrameType, `Unknown frame type; expected one of ${CLIENT_FRAME_TYPES.join(', ')}.`);
+  }
+  const parsed = clientFrameSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue === undefined || issue.path.length === 0 ? '' : `${issue.path.join('.')}: `;
+    const code = typed.data.type === 'resume' ? ErrorCodes.invalidEventId : ErrorCodes.invalidFrame;
+    throw new FrameError(code, `Invalid "${typed.data.type}" frame: ${where}${issue?.message ?? 'malformed'}.`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,72 @@
+/**
+ * Delivers a session's answer events to one socket in order, each exactly once. Live events
+ * arrive by pub/sub carrying the id of the event before them; when that is not the last id this
+ * socket saw (a missed message, a resume, a late subscription) the cursor reads the gap from the
+ * session's event stream first. All work runs one step at a time, so nothing overtakes.
+ */
+import type { LiveEvent, StoredEvent } from '../contracts/protocol.js';
+import { compareEventIds } from '../store/session-store.js';
+
+export type FetchAfter = (afterId: string) => Promise<{ events: StoredEvent[]; complete: boolean }>;
+
+export interface CursorSink {
+  deliver(event: StoredEvent): void | Promise<void>;
+  /** Events the client asked for are no longer retained. */
+  reset(): void;
+  failed(error: unknown): void;
+}
+
+const PAGE = 1000;
+
+export class EventCursor {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private lastId: string,
+    private readonly fetchAfter: FetchAfter,
+    private readonly sink: CursorSink,
+  ) {}
+
+  offer(live: LiveEvent): void {
+    this.enqueue(async () => {
+      if (compareEventIds(live.eventId, this.lastId) <= 0) return;
+      if (live.prev === this.lastId) await this.deliver({ ...live.event, eventId: live.eventId });
+      else await this.catchUp();
+    });
+  }
+
+  /** Re-positions the cursor after the client's last seen event and sends what follows. */
+  resume(afterId: string): void {
+    this.enqueue(async () => {
+      this.lastId = afterId;
+      await this.catchUp();
+    });
+  }
+
+  /** Resolves once everything queued so far has run (used by tests and shutdown). */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private enqueue(step: () => Promise<void>): void {
+    this.chain = this.chain.then(step).catch((error: unknown) => this.sink.failed(error));
+  }
+
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      const { events, complete } = await this.fetchAfter(this.lastId);
+      if (!complete) {
+        this.sink.reset();
+        return;
+      }
+      for (const event of events) await this.deliver(event);
+      if (events.length < PAGE) return;
+    }
+  }
+
+  private async deliver(event: StoredEvent): Promise<void> {
+    if (compareEventIds(event.eventId, this.lastId) <= 0) return;
+    this.lastId = event.eventId;
+    await this.sink.deliver(event);
+  }
+}

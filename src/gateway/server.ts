@@ -1,0 +1,181 @@
+/**
+ * The gateway: HTTP API, WebSocket /chat and the web UI. Stateless — any number of them can run
+ * behind a plain load balancer; everything about a session lives in Redis.
+ */
+import { existsSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import fastifyStatic from '@fastify/static';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Config } from '../config/config.js';
+import { globalKeys, isValidToken } from '../contracts/keys.js';
+import { CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/protocol.js';
+import { connectRedis, createRedisClient } from '../store/redis.js';
+import { SessionStore } from '../store/session-store.js';
+import type { Logger } from '../shared/logger.js';
+import { ChatConnection, type ChatDependencies } from './chat-socket.js';
+import { INVALID_NAME, registerRoutes } from './http-routes.js';
+import { LiveHub } from './live-hub.js';
+import { GatewayMetrics } from './metrics.js';
+
+export interface GatewayHandle {
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, closes sockets with 1012 (reconnect), disconnects from Redis. */
+  stop(): Promise<void>;
+}
+
+const HEARTBEAT_MS = 30_000;
+const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
+
+function buildHttp(config: Config, logger: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // Request logs would carry tokens in URLs; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 64 * 1024,
+    trustProxy: config.trustProxy,
+  });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    if (typeof body !== 'string' || body.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body) as unknown);
+    } catch {
+      done(Object.assign(new Error('The request body is not valid JSON'), { statusCode: 400 }), undefined);
+    }
+  });
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, 'request failed');
+    if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
+    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message });
+  });
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found' }));
+  return app;
+}
+
+async function registerWeb(app: FastifyInstance, config: Config): Promise<void> {
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        connectSrc: ["'self'", 'ws:', 'wss:'],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+  });
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, { origin: [...config.corsOrigins], credentials: false, methods: ['GET', 'POST'] });
+  }
+  const webDir = config.webDir ?? DEFAULT_WEB_DIR;
+  if (existsSync(webDir)) {
+    await app.register(fastifyStatic, { root: webDir, index: 'index.html', maxAge: '1h', immutable: false });
+  } else {
+    app.get('/', async (_request, reply) => reply.type('text/plain').send('Parley gateway is running. The web UI is not built: run `npm run build:web`.'));
+  }
+}
+
+function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
+  const alive = new WeakSet<WebSocket>();
+  wss.on('connection', (ws) => {
+    alive.add(ws);
+    ws.on('pong', () => alive.add(ws));
+  });
+  const timer = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!alive.has(ws)) ws.terminate();
+      else {
+        alive.delete(ws);
+        ws.ping();
+      }
+    }
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return timer;
+}
+
+function routeUpgrades(app: FastifyInstance, wss: WebSocketServer, deps: ChatDependencies): void {
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    if (url.pathname !== '/chat') {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      const token = url.searchParams.get('token');
+      if (!isValidToken(token)) {
+        ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
+        return;
+      }
+      wss.emit('connection', ws, request);
+      new ChatConnection(ws, token, deps);
+    });
+  });
+}
+
+export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
+  const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
+  const subscriber = await connectRedis(redis.duplicate(), config.redis);
+  const keys = globalKeys(config.keyPrefix);
+  const metrics = new GatewayMetrics();
+  const store = new SessionStore(redis, {
+    prefix: config.keyPrefix,
+    sessionTtlSeconds: config.sessionTtlSeconds,
+    eventsMaxLen: config.eventsMaxLen,
+    maxPendingPerSession: config.maxPendingPerSession,
+  });
+  const sweepMs = Math.min(30_000, Math.max(250, (config.sessionTtlSeconds * 1000) / 4));
+  const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
+  const app = buildHttp(config, logger);
+  await registerWeb(app, config);
+  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, ping: async () => void (await redis.ping()) });
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.wsMaxFrameBytes,
+    handleProtocols: (protocols) => (protocols.has(STREAMING_SUBPROTOCOL) ? STREAMING_SUBPROTOCOL : false),
+  });
+  const heartbeat = keepAlive(wss);
+  routeUpgrades(app, wss, {
+    store,
+    redis,
+    hub,
+    queueKey: keys.queue,
+    cancelChannel: keys.cancelChannel,
+    messageMaxChars: config.messageMaxChars,
+    logger,
+    metrics,
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  logger.info({ url }, 'gateway listening');
+
+  return {
+    url,
+    port,
+    stop: async () => {
+      clearInterval(heartbeat);
+      hub.close();
+      const closing = app.close();
+      for (const ws of wss.clients) ws.close(CLOSE_GOING_AWAY.code, CLOSE_GOING_AWAY.reason);
+      wss.close();
+      await closing;
+      await subscriber.unsubscribe().catch(() => undefined);
+      subscriber.destroy();
+      redis.destroy();
+      logger.info('gateway stopped');
+    },
+  };
+}
+

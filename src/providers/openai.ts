@@ -1,0 +1,667 @@
+/**
+ * A ModelProvider for any OpenAI-compatible chat-completions API (OpenAI, Hugging Face router,
+ * vLLM, llama.cpp server, Ollama, LM Studio, OpenRouter, ...). It streams with server-sent events,
+ * retries only what is safe to retry (nothing has reached the user yet), and turns every failure
+ * into a ModelError with a stable code and a message a human can act on.
+ */
+import { z } from 'zod';
+import { ErrorCodes, ModelError, type ErrorCode } from '../contracts/errors.js';
+import type { ModelConfig } from '../config/config.js';
+import type { ChatTurn, GenerateRequest, ModelProvider } from './provider.js';
+
+/** The subset of a logger the provider needs; a pino Logger fits. */
+export interface ProviderLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface OpenAIProviderOptions {
+  /** First retry waits about this long (ms); each further retry doubles it. Default 500. */
+  readonly retryBaseMs?: number;
+  /** Upper bound of one backoff wait (ms), Retry-After aside. Default 8000. */
+  readonly retryMaxMs?: number;
+  /** At start(), ask GET /models in the background and warn when it fails. Default true. */
+  readonly probeModels?: boolean;
+  /** Source of jitter in [0, 1); injectable so tests can be exact. */
+  readonly random?: () => number;
+}
+
+const silentLogger: ProviderLogger = { info() {}, warn() {}, error() {} };
+
+/** Server text we quote in error messages is cut here: enough to diagnose, never a wall of HTML. */
+const MAX_DETAIL_CHARS = 300;
+/** Error bodies are read up to this size; the rest is not needed for a message. */
+const MAX_ERROR_BODY_BYTES = 16 * 1024;
+/** A non-streaming JSON answer (a server that ignored `stream: true`) is read up to this size. */
+const MAX_JSON_BODY_BYTES = 8 * 1024 * 1024;
+const PROBE_TIMEOUT_MS = 5000;
+
+const CONTEXT_OVERFLOW = [
+  /context[ _-]?(length|window|size)/i,
+  /maximum context/i,
+  /too many tokens/i,
+  /prompt is too long/i,
+  /exceeds? (the )?(model'?s? )?(max(imum)?|token limit|context)/i,
+  /input (is )?too long/i,
+];
+
+/**
+ * Token estimate for remote models, whose tokenizer we do not have. Rule: ASCII characters count
+ * 1/4 token each (≈ 4 characters per token for English with BPE tokenizers); every other code point
+ * counts 1 token (CJK is ≈ 1 token per character, emoji and rare letters take 1–3). Rounded up.
+ * It errs on the high side for non-English text, so a history window built with it fits the context.
+ */
+export function estimateTokens(text: string): number {
+  let ascii = 0;
+  let other = 0;
+  for (const char of text) {
+    if (char.charCodeAt(0) < 128) ascii += 1;
+    else other += 1;
+  }
+  return Math.ceil(ascii / 4) + other;
+}
+
+/**
+ * Retry-After as milliseconds: delay-seconds ("120", decimals tolerated) or an HTTP date.
+ * Undefined when absent or unparseable; never negative.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire schemas. Only the fields we use are declared; everything else is ignored, so servers that
+// add fields (usage, logprobs, reasoning) keep working.
+
+const apiErrorSchema = z.union([
+  z.string(),
+  z.object({
+    message: z.string().nullish(),
+    type: z.string().nullish(),
+    code: z.union([z.string(), z.number()]).nullish(),
+  }),
+]);
+
+const streamChunkSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        delta: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .nullish(),
+  error: apiErrorSchema.nullish(),
+});
+
+const completionSchema = z.object({
+  choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish() })).min(1),
+});
+
+/** Error bodies: OpenAI `{"error":{"message"}}`, HF `{"error":"...","estimated_time":20}`, others. */
+const errorBodySchema = z.object({
+  error: apiErrorSchema.nullish(),
+  message: z.string().nullish(),
+  detail: z.unknown().optional(),
+  estimated_time: z.number().nullish(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events (https://html.spec.whatwg.org/multipage/server-sent-events.html), the parts
+// OpenAI-style servers use: `data:` lines (joined with "\n"), `event:`, comments, any line ending.
+
+interface SseEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+class SseParser {
+  private buffer = '';
+  private data: string[] = [];
+  private event = '';
+
+  /** Feeds decoded text; returns the events completed by it. */
+  push(text: string): SseEvent[] {
+    this.buffer += text;
+    return this.drain(false);
+  }
+
+  /** The stream ended: flush a last line and a last event even without the blank line. */
+  end(): SseEvent[] {
+    const events = this.drain(true);
+    const last = this.dispatch();
+    if (last !== undefined) events.push(last);
+    return events;
+  }
+
+  private drain(final: boolean): SseEvent[] {
+    const events: SseEvent[] = [];
+    let start = 0;
+    for (;;) {
+      const end = this.lineEnd(start);
+      if (end === -1) break;
+      // A "\r" at the very end may be the first half of "\r\n": wait for the next chunk.
+      if (this.buffer[end] === '\r' && end + 1 === this.buffer.length && !final) break;
+      const event = this.line(this.buffer.slice(start, end));
+      if (event !== undefined) events.push(event);
+      start = end + (this.buffer[end] === '\r' && this.buffer[end + 1] === '\n' ? 2 : 1);
+    }
+    this.buffer = this.buffer.slice(start);
+    if (final && this.buffer !== '') {
+      this.line(this.buffer);
+      this.buffer = '';
+    }
+    return events;
+  }
+
+  private lineEnd(from: number): number {
+    const lf = this.buffer.indexOf('\n', from);
+    const cr = this.buffer.indexOf('\r', from);
+    if (lf === -1) return cr;
+    if (cr === -1) return lf;
+    return Math.min(lf, cr);
+  }
+
+  private line(line: string): SseEvent | undefined {
+    if (line === '') return this.dispatch();
+    if (line.startsWith(':')) return undefined; // comment / keep-alive
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.event = value;
+    return undefined;
+  }
+
+  private dispatch(): SseEvent | undefined {
+    const event = this.data.length === 0 ? undefined : { event: this.event, data: this.data.join('\n') };
+    this.data = [];
+    this.event = '';
+    return event;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts of one attempt. When a timer fires it records why and aborts the HTTP request; the
+// failure that follows (a rejected fetch or read) is then reported as that timeout.
+
+type Expiry = 'first_token' | 'idle' | 'total';
+
+class Watchdog {
+  expired: Expiry | undefined;
+  private phaseTimer: NodeJS.Timeout | undefined;
+  private totalTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly abort: () => void) {}
+
+  /** The whole generation's deadline (shared by all attempts). */
+  startTotal(deadline: number): void {
+    this.totalTimer = setTimeout(() => this.expire('total'), Math.max(0, deadline - Date.now()));
+  }
+
+  /** (Re)starts the first-token or idle timer. */
+  arm(kind: 'first_token' | 'idle', ms: number): void {
+    this.disarm();
+    this.phaseTimer = setTimeout(() => this.expire(kind), ms);
+  }
+
+  /** Stops the phase timer, e.g. while the consumer holds a chunk: its slowness is not the model's. */
+  disarm(): void {
+    if (this.phaseTimer !== undefined) clearTimeout(this.phaseTimer);
+    this.phaseTimer = undefined;
+  }
+
+  clear(): void {
+    this.disarm();
+    if (this.totalTimer !== undefined) clearTimeout(this.totalTimer);
+    this.totalTimer = undefined;
+  }
+
+  private expire(kind: Expiry): void {
+    this.expired ??= kind;
+    this.abort();
+  }
+}
+
+/** What one attempt achieved, read by the retry loop after a failure. */
+interface Progress {
+  /** Response headers with a 2xx status arrived. */
+  responded: boolean;
+  /** At least one chunk of text went to the consumer: from here on, never retry. */
+  yielded: boolean;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The innermost cause of a fetch failure ("connect ECONNREFUSED 127.0.0.1:9" beats "fetch failed"). */
+function describeFailure(error: unknown): string {
+  let current: unknown = error;
+  let text = 'unknown error';
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    const code = (current as { code?: unknown }).code;
+    text = typeof code === 'string' && !current.message.includes(code) ? `${code}: ${current.message}` : current.message;
+    current = current.cause;
+  }
+  return text;
+}
+
+function truncate(text: string, max = MAX_DETAIL_CHARS): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+}
+
+/** Reads at most `limit` bytes of a body as text; the rest is cancelled. */
+async function readLimited(response: Response, limit: number): Promise<string> {
+  if (response.body === null) return '';
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+      if (bytes >= limit) break;
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return text + decoder.decode();
+}
+
+/** OpenAI's `retry-after-ms` (milliseconds) first, then the standard `Retry-After`. */
+function retryAfterOf(headers: Headers): number | undefined {
+  const ms = Number(headers.get('retry-after-ms') ?? Number.NaN);
+  if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
+  return parseRetryAfter(headers.get('retry-after'));
+}
+
+function apiErrorText(error: z.infer<typeof apiErrorSchema>): string {
+  if (typeof error === 'string') return error;
+  return error.message ?? error.type ?? String(error.code ?? '');
+}
+
+function isContextOverflow(text: string, code?: string | number | null): boolean {
+  return code === 'context_length_exceeded' || CONTEXT_OVERFLOW.some((pattern) => pattern.test(text));
+}
+
+export class OpenAICompatibleProvider implements ModelProvider {
+  readonly name: string;
+  private readonly logger: ProviderLogger;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly probeModels: boolean;
+  private readonly random: () => number;
+  /** HTTP requests in flight, aborted by close(). */
+  private readonly active = new Set<AbortController>();
+  private closed = false;
+
+  constructor(
+    private readonly config: ModelConfig,
+    logger?: ProviderLogger,
+    options: OpenAIProviderOptions = {},
+  ) {
+    this.name = `openai:${config.model ?? 'default'}`;
+    this.logger = logger ?? silentLogger;
+    this.retryBaseMs = options.retryBaseMs ?? 500;
+    this.retryMaxMs = options.retryMaxMs ?? 8000;
+    this.probeModels = options.probeModels ?? true;
+    this.random = options.random ?? Math.random;
+  }
+
+  async start(): Promise<void> {
+    const base = this.baseUrl();
+    this.logger.info({ provider: this.name, model: this.config.model ?? null, baseUrl: this.safeUrl(base) }, 'language model: OpenAI-compatible API');
+    // Not awaited: an API that is down at start-up may be up by the first message, and each
+    // request reports its own failure. This only gives the operator an early hint.
+    if (this.probeModels) void this.probe(base);
+  }
+
+  countTokens(text: string): number {
+    return estimateTokens(text);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const controller of this.active) controller.abort();
+    this.active.clear();
+  }
+
+  async *generate(request: GenerateRequest): AsyncGenerator<string, void, undefined> {
+    if (request.signal.aborted) return;
+    if (this.closed) throw this.shuttingDown();
+    const deadline = Date.now() + this.config.totalTimeoutMs;
+    for (let attempt = 1; ; attempt += 1) {
+      const progress: Progress = { responded: false, yielded: false };
+      try {
+        yield* this.attempt(request, progress, deadline);
+        return;
+      } catch (error) {
+        if (request.signal.aborted) return;
+        const failure = error instanceof ModelError ? error : this.fail(ErrorCodes.modelFailed, describeFailure(error));
+        const delay = this.retryDelay(attempt, failure.retryAfterMs);
+        const mayRetry = failure.retryable && !progress.yielded && !this.closed && attempt <= this.config.maxRetries;
+        if (!mayRetry || Date.now() + delay >= deadline) throw this.finalError(failure, attempt, progress.yielded);
+        this.logger.warn(
+          { provider: this.name, attempt, code: failure.code, delayMs: delay, reason: failure.message },
+          'language model request failed, retrying',
+        );
+        if (!(await sleep(delay, request.signal))) return;
+      }
+    }
+  }
+
+  /** One HTTP request and its stream. Throws ModelError (or a raw error the caller classifies). */
+  private async *attempt(request: GenerateRequest, progress: Progress, deadline: number): AsyncGenerator<string, void, undefined> {
+    const controller = new AbortController();
+    const watchdog = new Watchdog(() => controller.abort());
+    const onAbort = () => controller.abort();
+    request.signal.addEventListener('abort', onAbort, { once: true });
+    this.active.add(controller);
+    watchdog.startTotal(deadline);
+    watchdog.arm('first_token', this.config.firstTokenTimeoutMs);
+    try {
+      const response = await fetch(this.chatUrl(), {
+        method: 'POST',
+        headers: this.headers('text/event-stream'),
+        body: JSON.stringify(this.requestBody(request.turns)),
+        signal: controller.signal,
+      });
+      if (!response.ok) throw await this.httpError(response);
+      progress.responded = true;
+      for await (const text of this.readAnswer(response)) {
+        // The consumer's pace is not the model's: no idle timer while it holds the chunk.
+        watchdog.disarm();
+        progress.yielded = true;
+        yield text;
+        if (request.signal.aborted) return;
+        watchdog.arm('idle', this.config.idleTimeoutMs);
+      }
+    } catch (error) {
+      throw this.classify(error, watchdog, progress, request.signal);
+    } finally {
+      watchdog.clear();
+      request.signal.removeEventListener('abort', onAbort);
+      this.active.delete(controller);
+      // Releases the connection when we stop early ([DONE] before the body ended, or abort).
+      controller.abort();
+    }
+  }
+
+  /** Maps whatever ended an attempt to the error the caller should see. */
+  private classify(error: unknown, watchdog: Watchdog, progress: Progress, signal: AbortSignal): unknown {
+    if (signal.aborted) return error; // generate() ends quietly
+    if (this.closed) return this.shuttingDown();
+    if (watchdog.expired !== undefined) return this.timeoutError(watchdog.expired);
+    if (error instanceof ModelError) return error;
+    const reason = describeFailure(error);
+    if (progress.responded) {
+      // Retryable only while nothing was yielded; the retry loop checks that.
+      return this.fail(ErrorCodes.modelFailed, `The model stream ended before the answer was complete (${reason})`, true, undefined, error);
+    }
+    return this.fail(ErrorCodes.modelUnavailable, `Could not reach the language model API at ${this.safeUrl(this.baseUrl())}: ${reason}`, true, undefined, error);
+  }
+
+  /** Yields the answer's text chunks, from SSE, or from a JSON body when the server ignored stream. */
+  private async *readAnswer(response: Response): AsyncGenerator<string, void, undefined> {
+    const type = response.headers.get('content-type') ?? '';
+    if (type.includes('application/json')) {
+      yield* this.readJsonAnswer(response);
+      return;
+    }
+    // A proxy's or login page's HTML would otherwise look like an empty, truncated stream.
+    if (type.includes('text/html')) throw this.unusable(`an HTML page instead of an event stream (is LLM_BASE_URL the API's /v1 URL?)`);
+    if (response.body === null) throw this.unusable('an empty response');
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const parser = new SseParser();
+    const state = { finished: false, done: false };
+    try {
+      while (!state.done) {
+        const { done, value } = await reader.read();
+        const events = done ? [...parser.push(decoder.decode()), ...parser.end()] : parser.push(decoder.decode(value, { stream: true }));
+        for (const event of events) {
+          const text = this.readEvent(event, state);
+          if (text !== '') yield text;
+          if (state.done) break;
+        }
+        if (done) break;
+      }
+    } finally {
+      reader.cancel().catch(() => undefined);
+    }
+    if (!state.done && !state.finished) {
+      throw this.fail(ErrorCodes.modelFailed, 'The model stream ended before the answer was complete (no [DONE] and no finish_reason)', true);
+    }
+  }
+
+  /** Interprets one SSE event; returns its text ('' when it has none). */
+  private readEvent(event: SseEvent, state: { finished: boolean; done: boolean }): string {
+    if (event.data.trim() === '[DONE]') {
+      state.done = true;
+      return '';
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(event.data);
+    } catch {
+      // `event: error` with a plain-text payload is still an error report, not garbage.
+      if (event.event === 'error') throw this.apiError(event.data);
+      throw this.unusable(`an event that is not JSON: ${truncate(event.data, 80)}`);
+    }
+    const chunk = streamChunkSchema.safeParse(json);
+    if (!chunk.success) throw this.unusable(`an unexpected event: ${truncate(event.data, 80)}`);
+    const { error, choices } = chunk.data;
+    if (error) throw this.apiError(apiErrorText(error), typeof error === 'string' ? undefined : error.code);
+    if (event.event === 'error') throw this.apiError(event.data);
+    const choice = choices?.[0];
+    if (choice?.finish_reason) state.finished = true;
+    // Role-only and empty deltas carry no text.
+    return choice?.delta?.content ?? '';
+  }
+
+  private async *readJsonAnswer(response: Response): AsyncGenerator<string, void, undefined> {
+    const text = await readLimited(response, MAX_JSON_BODY_BYTES);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw this.unusable('a JSON body that does not parse');
+    }
+    const body = errorBodySchema.safeParse(json);
+    if (body.success && body.data.error) throw this.apiError(apiErrorText(body.data.error));
+    const completion = completionSchema.safeParse(json);
+    if (!completion.success) throw this.unusable('a JSON body without choices');
+    const content = completion.data.choices[0]?.message?.content ?? '';
+    if (content !== '') yield content;
+  }
+
+  /** A non-2xx answer as a ModelError; `retryable` marks what another attempt may fix. */
+  private async httpError(response: Response): Promise<ModelError> {
+    const status = response.status;
+    const raw = await readLimited(response, MAX_ERROR_BODY_BYTES).catch(() => '');
+    const { detail, code, estimatedMs } = this.errorDetail(raw);
+    const suffix = detail === '' ? '' : `: ${detail}`;
+    const retryAfter = retryAfterOf(response.headers) ?? estimatedMs;
+    if (status === 401 || status === 403) {
+      return this.fail(ErrorCodes.modelAuth, `The language model API refused the credentials (HTTP ${status})${suffix}. Check LLM_API_KEY.`);
+    }
+    if (status === 429) {
+      return this.fail(ErrorCodes.modelRateLimited, `The language model API is rate limiting requests (HTTP 429)${suffix}`, true, retryAfter);
+    }
+    if (status >= 500) {
+      return this.fail(ErrorCodes.modelUnavailable, `The language model API is unavailable (HTTP ${status})${suffix}`, true, retryAfter);
+    }
+    if ((status === 400 || status === 413 || status === 422) && isContextOverflow(detail, code)) {
+      return this.fail(ErrorCodes.modelContextOverflow, `The conversation does not fit the model's context (HTTP ${status})${suffix}`);
+    }
+    return this.fail(ErrorCodes.modelFailed, `The language model API rejected the request (HTTP ${status})${suffix}`);
+  }
+
+  /** The human part of an error body, whatever dialect the server speaks. */
+  private errorDetail(raw: string): { detail: string; code?: string | number | null; estimatedMs?: number } {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return { detail: truncate(raw) };
+    }
+    const body = errorBodySchema.safeParse(json);
+    if (!body.success) return { detail: truncate(raw) };
+    const { error, message, detail, estimated_time: estimated } = body.data;
+    let text = raw;
+    if (error) text = apiErrorText(error);
+    else if (message) text = message;
+    else if (typeof detail === 'string') text = detail;
+    return {
+      detail: truncate(text),
+      code: error && typeof error !== 'string' ? error.code : undefined,
+      // HF's 503 "model is loading" says how long loading should take: a natural Retry-After.
+      estimatedMs: typeof estimated === 'number' && estimated > 0 ? Math.round(estimated * 1000) : undefined,
+    };
+  }
+
+  private apiError(detail: string, code?: string | number | null): ModelError {
+    if (isContextOverflow(detail, code)) {
+      return this.fail(ErrorCodes.modelContextOverflow, `The conversation does not fit the model's context: ${truncate(detail)}`);
+    }
+    return this.fail(ErrorCodes.modelFailed, `The language model reported an error: ${truncate(detail)}`);
+  }
+
+  private unusable(what: string): ModelError {
+    return this.fail(ErrorCodes.modelFailed, `The language model API answered something unusable: ${what}`);
+  }
+
+  private timeoutError(kind: Expiry): ModelError {
+    const { firstTokenTimeoutMs, idleTimeoutMs, totalTimeoutMs } = this.config;
+    const messages: Record<Expiry, string> = {
+      first_token: `The language model sent no answer within ${firstTokenTimeoutMs} ms (LLM_FIRST_TOKEN_TIMEOUT_MS)`,
+      idle: `The language model stopped sending for more than ${idleTimeoutMs} ms in the middle of the answer (LLM_IDLE_TIMEOUT_MS)`,
+      total: `The language model took longer than ${totalTimeoutMs} ms for the whole answer (LLM_TOTAL_TIMEOUT_MS)`,
+    };
+    return this.fail(ErrorCodes.modelTimeout, messages[kind]);
+  }
+
+  private shuttingDown(): ModelError {
+    return this.fail(ErrorCodes.shuttingDown, 'The language model provider is shutting down');
+  }
+
+  /**
+   * The error generate() throws once retrying is over, saying how many attempts were made.
+   * `retryable` keeps the ModelError contract (another attempt *before the first token* may
+   * succeed): once text went out, a retry would be a different answer, so it is false.
+   */
+  private finalError(failure: ModelError, attempts: number, yielded: boolean): ModelError {
+    const retryable = failure.retryable && !yielded;
+    if (attempts === 1 && retryable === failure.retryable) return failure;
+    const message = attempts === 1 ? failure.message : `${failure.message} (gave up after ${attempts} attempts)`;
+    return this.fail(failure.code, message, retryable, failure.retryAfterMs, failure);
+  }
+
+  /** Every ModelError is built here, so no message can ever carry the API key. */
+  private fail(code: ErrorCode, message: string, retryable = false, retryAfterMs?: number, cause?: unknown): ModelError {
+    const key = this.config.apiKey;
+    const safe = key !== undefined && key.length >= 4 ? message.split(key).join('[redacted]') : message;
+    return new ModelError(code, safe, retryable, retryAfterMs, cause === undefined ? undefined : { cause });
+  }
+
+  /** Exponential backoff with jitter (half fixed, half random); Retry-After wins when longer. */
+  private retryDelay(attempt: number, retryAfterMs: number | undefined): number {
+    const exponential = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
+    const jittered = Math.round(exponential / 2 + (this.random() * exponential) / 2);
+    return Math.max(jittered, retryAfterMs ?? 0);
+  }
+
+  private requestBody(turns: readonly ChatTurn[]): Record<string, unknown> {
+    const { model, maxTokens, temperature, topP, stop } = this.config;
+    return {
+      ...(model === undefined ? {} : { model }),
+      // Role-tagged turns, never "Human:/Bot:" text: the user cannot impersonate the assistant.
+      messages: turns.map((turn) => ({ role: turn.role, content: turn.content })),
+      stream: true,
+      max_tokens: maxTokens,
+      temperature,
+      top_p: topP,
+      ...(stop.length > 0 ? { stop: [...stop] } : {}),
+    };
+  }
+
+  private headers(accept: string): Record<string, string> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept };
+    if (this.config.apiKey !== undefined) headers.authorization = `Bearer ${this.config.apiKey}`;
+    return headers;
+  }
+
+  private baseUrl(): string {
+    const base = this.config.baseUrl?.trim();
+    if (base === undefined || base === '') {
+      throw this.fail(ErrorCodes.modelNotConfigured, 'LLM_BASE_URL is not set: the OpenAI-compatible provider needs the API base URL, for example https://router.huggingface.co/v1');
+    }
+    let url: URL;
+    try {
+      url = new URL(base);
+    } catch {
+      throw this.fail(ErrorCodes.modelNotConfigured, `LLM_BASE_URL is not a valid URL: ${truncate(base, 100)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw this.fail(ErrorCodes.modelNotConfigured, `LLM_BASE_URL must start with http:// or https:// (got ${url.protocol})`);
+    }
+    return base.replace(/\/+$/, '');
+  }
+
+  private chatUrl(): string {
+    return `${this.baseUrl()}/chat/completions`;
+  }
+
+  /** The URL without user:password, for logs and messages. */
+  private safeUrl(base: string): string {
+    const url = new URL(base);
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    return url.toString().replace(/\/+$/, '');
+  }
+
+  private async probe(base: string): Promise<void> {
+    const controller = new AbortController();
+    this.active.add(controller);
+    const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+    try {
+      const response = await fetch(`${base}/models`, { headers: this.headers('application/json'), signal: controller.signal });
+      const body = await readLimited(response, MAX_ERROR_BODY_BYTES).catch(() => '');
+      if (!response.ok) {
+        this.logger.warn({ provider: this.name, status: response.status }, `language model API: GET /models answered HTTP ${response.status}${response.status === 401 || response.status === 403 ? ' (check LLM_API_KEY)' : ''}`);
+      } else if (this.config.model !== undefined && body.length < MAX_ERROR_BODY_BYTES && !body.includes(JSON.stringify(this.config.model))) {
+        this.logger.warn({ provider: this.name }, `language model API: model ${this.config.model} is not in GET /models (it may still work)`);
+      }
+    } catch (error) {
+      if (!this.closed) {
+        this.logger.warn({ provider: this.name, reason: this.fail(ErrorCodes.modelUnavailable, describeFailure(error)).message }, 'language model API not reachable yet (GET /models failed); requests will retry');
+      }
+    } finally {
+      clearTimeout(timer);
+      this.active.delete(controller);
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Structured logs (pino). Never log a whole token or anything a user typed: a token's first
+ * eight characters are enough to follow one session through the logs.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(name: string, level: string): Logger {
+  return pino({ name, level, base: { pid: process.pid }, redact: ['token', 'text', 'msg.text', 'apiKey', 'password'] });
+}
+
+export function tokenTag(token: string): string {
+  return `${token.slice(0, 8)}…`;
+}

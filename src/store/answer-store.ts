@@ -1,0 +1,102 @@
+/**
+ * Sessions as a worker sees them: take the session's lease, begin the next turn, append answer
+ * text, commit the outcome exactly once. Every write checks the lease, and the commit also
+ * checks that the turn is still unanswered, so a slow or revived worker can never commit twice.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ErrorCode } from '../contracts/errors.js';
+import { sessionKeys } from '../contracts/keys.js';
+import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
+import type { RedisClient } from './redis.js';
+import { appendDelta, finishTurn, renewLease, runSessionScript, startTurn, type LuaScript, type SessionScriptOptions } from './scripts.js';
+import { parseJsonWith } from './session-store.js';
+
+export interface AnswerStoreOptions extends SessionScriptOptions {
+  readonly leaseMs: number;
+}
+
+export type StartTurnResult =
+  | { status: 'ok'; turn: number; attempt: number; cancelled: boolean; history: MessageRecord[] }
+  | { status: 'idle' | 'lost' | 'expired' };
+
+export type TurnOutcome =
+  | { kind: 'answer'; text: string; stopped: boolean }
+  | { kind: 'error'; code: ErrorCode; message: string };
+
+export type FinishStatus = 'ok' | 'stale' | 'lost' | 'expired';
+
+const bareStatus = z.tuple([z.enum(['idle', 'lost', 'expired', 'stale'])]);
+const startReply = z.tuple([z.literal('ok'), z.number(), z.number(), z.number(), z.array(z.string())]);
+const appendReply = z.tuple([z.literal('ok'), z.string(), z.number()]);
+const finishReply = z.tuple([z.enum(['ok', 'stale', 'lost', 'expired'])]).rest(z.unknown());
+
+export class AnswerStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly options: AnswerStoreOptions,
+  ) {}
+
+  async acquireLease(token: string, owner: string): Promise<boolean> {
+    const reply = await this.redis.set(sessionKeys(this.options.prefix, token).lease, owner, {
+      condition: 'NX',
+      expiration: { type: 'PX', value: this.options.leaseMs },
+    });
+    return reply === 'OK';
+  }
+
+  async renewLease(token: string, owner: string): Promise<boolean> {
+    return (await this.run(renewLease, token, [owner, String(this.options.leaseMs)])) === 1;
+  }
+
+  /** Gives the session back (shutdown): the next worker to take the lease starts the turn over. */
+  async releaseLease(token: string, owner: string): Promise<void> {
+    await this.run(renewLease, token, [owner, '1']);
+  }
+
+  async startTurn(token: string, owner: string): Promise<StartTurnResult> {
+    const reply = await this.run(startTurn, token, [owner]);
+    const simple = bareStatus.safeParse(reply);
+    if (simple.success) return { status: simple.data[0] === 'stale' ? 'lost' : simple.data[0] };
+    const [, turn, attempt, cancelled, raw] = startReply.parse(reply);
+    return {
+      status: 'ok',
+      turn,
+      attempt,
+      cancelled: cancelled === 1,
+      history: raw.map((record) => parseJsonWith(messageRecordSchema, record)),
+    };
+  }
+
+  /** Appends a batch of text; reports whether the user has asked to stop this turn. */
+  async appendDelta(token: string, owner: string, turn: number, text: string): Promise<{ status: 'ok' | 'lost'; cancelled: boolean }> {
+    const event: AnswerEvent = { type: 'delta', seq: turn, text };
+    const reply = await this.run(appendDelta, token, [owner, String(turn), JSON.stringify(event)]);
+    const parsed = appendReply.safeParse(reply);
+    return parsed.success ? { status: 'ok', cancelled: parsed.data[2] === 1 } : { status: 'lost', cancelled: false };
+  }
+
+  /** Commits the turn's outcome with the last unflushed text, exactly once. */
+  async finishTurn(token: string, owner: string, turn: number, outcome: TurnOutcome, unflushed: string): Promise<FinishStatus> {
+    const timestamp = new Date().toISOString();
+    const lastDelta = unflushed === '' ? '' : JSON.stringify({ type: 'delta', seq: turn, text: unflushed } satisfies AnswerEvent);
+    const [mode, record, terminal] = this.describe(turn, outcome, timestamp);
+    const reply = await this.run(finishTurn, token, [owner, String(turn), lastDelta, mode, JSON.stringify(record), JSON.stringify(terminal)]);
+    return finishReply.parse(reply)[0];
+  }
+
+  private describe(turn: number, outcome: TurnOutcome, timestamp: string): ['message' | 'error', MessageRecord | TurnError, AnswerEvent] {
+    if (outcome.kind === 'error') {
+      const error: TurnError = { seq: turn, code: outcome.code, message: outcome.message, timestamp };
+      return ['error', error, { type: 'error', seq: turn, code: outcome.code, message: outcome.message }];
+    }
+    const id = randomUUID();
+    const status = outcome.stopped ? 'stopped' : 'done';
+    const record: MessageRecord = { id, msg: outcome.text, timestamp, source: 'bot', seq: turn, status };
+    return ['message', record, { type: status, seq: turn, id, timestamp }];
+  }
+
+  private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+    return runSessionScript(this.redis, this.options, lua, token, extra);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Lua scripts: every change to a session that must be atomic happens in one of these. All of them
+ * take the same seven keys (one session, one hash tag, so legal on Redis Cluster) and the same
+ * first three arguments:
+ *
+ *   KEYS[1] session hash   KEYS[2] messages list   KEYS[3] events stream   KEYS[4] dedupe hash
+ *   KEYS[5] errors hash    KEYS[6] lease string    KEYS[7] cancel string
+ *   ARGV[1] live pub/sub channel of the session   ARGV[2] session TTL (ms)   ARGV[3] events cap
+ *
+ * Session hash fields: name, start, seq (last accepted turn), answered (last answered turn),
+ * last (id of the newest event), done (id of the newest terminal event), aturn/attempt (attempt
+ * counter of the turn being answered).
+ */
+import { createHash } from 'node:crypto';
+import { sessionKeys } from '../contracts/keys.js';
+import type { RedisClient } from './redis.js';
+
+const PRELUDE = `
+local K_SESSION, K_MESSAGES, K_EVENTS, K_DEDUPE, K_ERRORS, K_LEASE, K_CANCEL =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local CHANNEL, TTL_MS, EVENTS_CAP = ARGV[1], ARGV[2], ARGV[3]
+
+-- Sliding lifetime: every activity renews all data keys of the session together.
+local function touch()
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], TTL_MS) end
+end
+
+-- Appends one event (a JSON object text) to the session's stream and tells live gateways,
+-- sending the previous event id along so a gateway can see at once whether it missed one.
+local function emit(event_json)
+  local prev = redis.call('HGET', K_SESSION, 'last') or '0'
+  local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_CAP, '*', 'e', event_json)
+  redis.call('HSET', K_SESSION, 'last', id)
+  redis.call('PUBLISH', CHANNEL, '{"eventId":"' .. id .. '","prev":"' .. prev .. '","event":' .. event_json .. '}')
+  return id
+end
+
+local function counter(field)
+  return tonumber(redis.call('HGET', K_SESSION, field) or '0')
+end
+`;
+
+export interface LuaScript {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(name: string, body: string): LuaScript {
+  const source = `${PRELUDE}\n${body}`;
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * Stores a human message as the next turn.
+ * ARGV[4] message id  ARGV[5] text  ARGV[6] timestamp  ARGV[7] clientId or ""  ARGV[8] max pending
+ * Returns {"ok", record} | {"duplicate", record} | {"busy"} | {"expired"}.
+ */
+export const acceptMessage = script(
+  'acceptMessage',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+if ARGV[7] ~= '' then
+  local seen = redis.call('HGET', K_DEDUPE, ARGV[7])
+  if seen then touch() return {'duplicate', seen} end
+end
+local seq = counter('seq')
+if seq - counter('answered') >= tonumber(ARGV[8]) then return {'busy'} end
+seq = seq + 1
+redis.call('HSET', K_SESSION, 'seq', seq)
+local record = cjson.encode({id = ARGV[4], msg = ARGV[5], timestamp = ARGV[6], source = 'human', seq = seq})
+redis.call('RPUSH', K_MESSAGES, record)
+if ARGV[7] ~= '' then redis.call('HSET', K_DEDUPE, ARGV[7], record) end
+touch()
+return {'ok', record}
+`,
+);
+
+/**
+ * Renews the session and reports where it stands (for a new socket).
+ * Returns {"ok", last event id, seq, answered, lease holder exists 0|1} | {"expired"}.
+ */
+export const touchSession = script(
+  'touchSession',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+touch()
+return {'ok', redis.call('HGET', K_SESSION, 'last') or '0', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE)}
+`,
+);
+
+/**
+ * Renews the session and returns a consistent snapshot for refresh_token.
+ * Returns {"ok", name, start, done event id, messages (list of JSON), errors (flat field/value)} | {"expired"}.
+ */
+export const readSession = script(
+  'readSession',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+touch()
+local s = redis.call('HMGET', K_SESSION, 'name', 'start', 'done')
+return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAGES, 0, -1), redis.call('HGETALL', K_ERRORS)}
+`,
+);
+
+/**
+ * Asks the worker answering a turn to stop.  ARGV[4] turn or "" (= the one in progress)
+ * ARGV[5] cancel key TTL (ms)  ARGV[6] global cancel channel  ARGV[7] token
+ * Returns {"ok", turn} | {"none"} (nothing to stop) | {"expired"}.
+ */
+export const requestStop = script(
+  'requestStop',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+local answered = counter('answered')
+local turn = answered + 1
+if ARGV[4] ~= '' then turn = tonumber(ARGV[4]) end
+if turn <= answered or turn > counter('seq') then return {'none'} end
+redis.call('SET', K_CANCEL, turn, 'PX', ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. turn)
+return {'ok', turn}
+`,
+);
+
+/**
+ * Worker: begins the next unanswered turn, or releases the lease when there is none (checked and
+ * released in one step, so a message accepted meanwhile is never left behind).
+ * ARGV[4] lease owner
+ * Returns {"ok", turn, attempt, cancelled 0|1, messages (list of JSON)} | {"idle"} | {"lost"} | {"expired"}.
+ */
+export const startTurn = script(
+  'startTurn',
+  `
+if redis.call('GET', K_LEASE) ~= ARGV[4] then return {'lost'} end
+if redis.call('EXISTS', K_SESSION) == 0 then redis.call('DEL', K_LEASE) return {'expired'} end
+local answered = counter('answered')
+if answered >= counter('seq') then redis.call('DEL', K_LEASE) return {'idle'} end
+local turn = answered + 1
+local attempt = 1
+if redis.call('HGET', K_SESSION, 'aturn') == tostring(turn) then attempt = counter('attempt') + 1 end
+redis.call('HSET', K_SESSION, 'aturn', turn, 'attempt', attempt)
+local cancelled = 0
+if redis.call('GET', K_CANCEL) == tostring(turn) then cancelled = 1 end
+emit('{"type":"start","seq":' .. turn .. ',"attempt":' .. attempt .. '}')
+touch()
+return {'ok', turn, attempt, cancelled, redis.call('LRANGE', K_MESSAGES, 0, -1)}
+`,
+);
+
+/**
+ * Worker: appends a batch of answer text.  ARGV[4] lease owner  ARGV[5] turn  ARGV[6] event JSON
+ * Returns {"ok", event id, cancelled 0|1} | {"lost"}.
+ */
+export const appendDelta = script(
+  'appendDelta',
+  `
+if redis.call('GET', K_LEASE) ~= ARGV[4] then return {'lost'} end
+local id = emit(ARGV[6])
+local cancelled = 0
+if redis.call('GET', K_CANCEL) == ARGV[5] then cancelled = 1 end
+return {'ok', id, cancelled}
+`,
+);
+
+/**
+ * Worker: commits the outcome of a turn exactly once (compare-and-set on "answered").
+ * ARGV[4] lease owner  ARGV[5] turn  ARGV[6] last delta event JSON or ""  ARGV[7] "message" | "error"
+ * ARGV[8] the bot message record (JSON) or the error record  ARGV[9] terminal event JSON
+ * Returns {"ok", event id} | {"stale"} (already committed) | {"lost"} | {"expired"}.
+ */
+export const finishTurn = script(
+  'finishTurn',
+  `
+if redis.call('GET', K_LEASE) ~= ARGV[4] then return {'lost'} end
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+if counter('answered') + 1 ~= tonumber(ARGV[5]) then return {'stale'} end
+if ARGV[6] ~= '' then emit(ARGV[6]) end
+if ARGV[7] == 'error' then
+  redis.call('HSET', K_ERRORS, ARGV[5], ARGV[8])
+else
+  redis.call('RPUSH', K_MESSAGES, ARGV[8])
+end
+redis.call('HSET', K_SESSION, 'answered', ARGV[5])
+local id = emit(ARGV[9])
+redis.call('HSET', K_SESSION, 'done', id)
+if redis.call('GET', K_CANCEL) == ARGV[5] then redis.call('DEL', K_CANCEL) end
+touch()
+return {'ok', id}
+`,
+);
+
+/** Worker: extends its lease.  ARGV[4] lease owner  ARGV[5] lease ms.  Returns 1, or 0 if lost. */
+export const renewLease = script(
+  'renewLease',
+  `
+if redis.call('GET', K_LEASE) ~= ARGV[4] then return 0 end
+redis.call('PEXPIRE', K_LEASE, ARGV[5])
+return 1
+`,
+);
+
+/** Runs a script by SHA, loading it on first use (or after a Redis restart flushed the cache). */
+export async function runScript(
+  client: RedisClient,
+  lua: LuaScript,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<unknown> {
+  const options = { keys: [...keys], arguments: [...args] };
+  try {
+    return await client.evalSha(lua.sha, options);
+  } catch (error) {
+    if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+      return client.eval(lua.source, options);
+    }
+    throw error;
+  }
+}
+
+export interface SessionScriptOptions {
+  readonly prefix: string;
+  readonly sessionTtlSeconds: number;
+  readonly eventsMaxLen: number;
+}
+
+/** Runs a session script with the standard seven keys and three leading arguments (see top). */
+export function runSessionScript(
+  client: RedisClient,
+  options: SessionScriptOptions,
+  lua: LuaScript,
+  token: string,
+  extra: readonly string[],
+): Promise<unknown> {
+  const keys = sessionKeys(options.prefix, token);
+  return runScript(
+    client,
+    lua,
+    [keys.session, keys.messages, keys.events, keys.dedupe, keys.errors, keys.lease, keys.cancel],
+    [keys.live, String(options.sessionTtlSeconds * 1000), String(options.eventsMaxLen), ...extra],
+  );
+}

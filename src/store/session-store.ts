@@ -1,0 +1,168 @@
+/**
+ * Sessions as the gateway sees them: create, read, accept a message, stop, replay events.
+ * Every operation on a session is one script over its hash-tagged keys.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
+import {
+  answerEventSchema,
+  messageRecordSchema,
+  turnErrorSchema,
+  type MessageRecord,
+  type SessionView,
+  type StoredEvent,
+} from '../contracts/protocol.js';
+import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type LuaScript } from './scripts.js';
+import type { RedisClient } from './redis.js';
+
+export interface SessionStoreOptions {
+  readonly prefix: string;
+  readonly sessionTtlSeconds: number;
+  readonly eventsMaxLen: number;
+  readonly maxPendingPerSession: number;
+}
+
+export type AcceptResult =
+  | { status: 'accepted' | 'duplicate'; record: MessageRecord }
+  | { status: 'busy' }
+  | { status: 'expired' };
+
+export interface SessionState {
+  readonly lastEventId: string;
+  readonly seq: number;
+  readonly answered: number;
+  readonly leaseHeld: boolean;
+}
+
+const CANCEL_TTL_MS = 10 * 60_000;
+const statusOnly = z.tuple([z.enum(['expired', 'busy', 'none'])]);
+const withRecord = z.tuple([z.enum(['ok', 'duplicate']), z.string()]);
+const touchReply = z.tuple([z.literal('ok'), z.string(), z.number(), z.number(), z.number()]);
+const readReply = z.tuple([z.literal('ok'), z.string(), z.string(), z.string(), z.array(z.string()), z.array(z.string())]);
+const stopReply = z.tuple([z.literal('ok'), z.number()]);
+
+export function parseJsonWith<T>(schema: z.ZodType<T>, text: string): T {
+  return schema.parse(JSON.parse(text));
+}
+
+/** Orders history by turn: each human message, then its answer (commit order differs when queued). */
+export function orderByTurn(records: MessageRecord[]): MessageRecord[] {
+  const rank = (record: MessageRecord) => record.seq * 2 + (record.source === 'bot' ? 1 : 0);
+  return records.sort((a, b) => rank(a) - rank(b));
+}
+
+export class SessionStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly options: SessionStoreOptions,
+  ) {}
+
+  keys(token: string): SessionKeys {
+    return sessionKeys(this.options.prefix, token);
+  }
+
+  async create(name: string): Promise<SessionView> {
+    const token = randomUUID();
+    const start = new Date().toISOString();
+    const keys = this.keys(token);
+    await this.redis
+      .multi()
+      .hSet(keys.session, { name, start, seq: 0, answered: 0 })
+      .pExpire(keys.session, this.options.sessionTtlSeconds * 1000)
+      .exec();
+    return { token, name, session_start: start, messages: [], last_event_id: '0' };
+  }
+
+  /** The whole history, oldest turn first, and the event id to resume after. Renews the session. */
+  async read(token: string): Promise<SessionView | null> {
+    if (!isValidToken(token)) return null;
+    const reply = await this.run(readSession, token, []);
+    if (statusOnly.safeParse(reply).success) return null;
+    const [, name, start, doneEventId, rawMessages, rawErrors] = readReply.parse(reply);
+    const errors = new Map<number, { code: SessionView['messages'][number]['error'] }>();
+    for (let index = 1; index < rawErrors.length; index += 2) {
+      const error = parseJsonWith(turnErrorSchema, rawErrors[index] ?? '');
+      errors.set(error.seq, { code: { code: error.code, message: error.message } });
+    }
+    const messages = orderByTurn(rawMessages.map((raw) => parseJsonWith(messageRecordSchema, raw))).map((record) => {
+      const error = record.source === 'human' ? errors.get(record.seq)?.code : undefined;
+      return error === undefined ? record : { ...record, error };
+    });
+    return { token, name, session_start: start, messages, last_event_id: doneEventId };
+  }
+
+  /** Renews the session; null when it does not exist. */
+  async touch(token: string): Promise<SessionState | null> {
+    if (!isValidToken(token)) return null;
+    const reply = await this.run(touchSession, token, []);
+    const parsed = touchReply.safeParse(reply);
+    if (!parsed.success) return null;
+    const [, lastEventId, seq, answered, leaseHeld] = parsed.data;
+    return { lastEventId, seq, answered, leaseHeld: leaseHeld === 1 };
+  }
+
+  async accept(token: string, text: string, clientId?: string): Promise<AcceptResult> {
+    const reply = await this.run(acceptMessage, token, [
+      randomUUID(),
+      text,
+      new Date().toISOString(),
+      clientId ?? '',
+      String(this.options.maxPendingPerSession),
+    ]);
+    const simple = statusOnly.safeParse(reply);
+    if (simple.success) return { status: simple.data[0] === 'busy' ? 'busy' : 'expired' };
+    const [status, raw] = withRecord.parse(reply);
+    return { status: status === 'ok' ? 'accepted' : 'duplicate', record: parseJsonWith(messageRecordSchema, raw) };
+  }
+
+  /** Asks for the answer of `turn` (default: the one in progress) to stop. Returns the turn, or null. */
+  async requestStop(token: string, cancelChannel: string, turn?: number): Promise<number | null> {
+    const reply = await this.run(requestStop, token, [
+      turn === undefined ? '' : String(turn),
+      String(CANCEL_TTL_MS),
+      cancelChannel,
+      token,
+    ]);
+    const parsed = stopReply.safeParse(reply);
+    return parsed.success ? parsed.data[1] : null;
+  }
+
+  /**
+   * Events after `afterId` (exclusive), oldest first. `complete` is false when the stream was
+   * capped past that id, i.e. some events the caller asks for are gone.
+   */
+  async eventsAfter(token: string, afterId: string, count = 1000): Promise<{ events: StoredEvent[]; complete: boolean }> {
+    const key = this.keys(token).events;
+    const start = afterId === '0' ? '-' : `(${afterId}`;
+    const [entries, first] = await Promise.all([
+      this.redis.xRange(key, start, '+', { COUNT: count }),
+      afterId === '0' ? Promise.resolve(null) : this.redis.xRange(key, '-', '+', { COUNT: 1 }),
+    ]);
+    const events = (entries ?? []).map((entry) => ({ ...parseJsonWith(answerEventSchema, entry.message.e ?? ''), eventId: entry.id }));
+    // Events trimmed off the capped stream cannot be told apart from events never written, so
+    // only an oldest retained event at or before afterId proves nothing is missing.
+    const oldest = first?.[0]?.id;
+    const complete = oldest === undefined || compareEventIds(oldest, afterId) <= 0;
+    return { events, complete };
+  }
+
+  /** A recent message by id (plain-mode sockets that joined in the middle of an answer). */
+  async findMessage(token: string, id: string): Promise<MessageRecord | undefined> {
+    const raw = await this.redis.lRange(this.keys(token).messages, -50, -1);
+    return raw.map((record) => parseJsonWith(messageRecordSchema, record)).find((record) => record.id === id);
+  }
+
+  private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+    return runSessionScript(this.redis, this.options, lua, token, extra);
+  }
+}
+
+/** Compares two stream ids ("ms-seq") numerically; "0" sorts first. */
+export function compareEventIds(a: string, b: string): number {
+  const [aMs = 0n, aSeq = 0n] = a.split('-').map(BigInt);
+  const [bMs = 0n, bSeq = 0n] = b.split('-').map(BigInt);
+  if (aMs !== bMs) return aMs < bMs ? -1 : 1;
+  if (aSeq !== bSeq) return aSeq < bSeq ? -1 : 1;
+  return 0;
+}

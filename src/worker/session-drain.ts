@@ -1,0 +1,135 @@
+/**
+ * One worker's turn at one session: while it holds the session's lease it answers every
+ * unanswered turn, oldest first, each seeing the answers before it. Streams the answer in
+ * batches and commits it exactly once; a stop request, a lost lease or a shutdown end it early.
+ */
+import { randomUUID } from 'node:crypto';
+import { ErrorCodes, ParleyError } from '../contracts/errors.js';
+import type { MessageRecord } from '../contracts/protocol.js';
+import type { ModelProvider } from '../providers/provider.js';
+import type { AnswerStore, TurnOutcome } from '../store/answer-store.js';
+import { tokenTag, type Logger } from '../shared/logger.js';
+import { DeltaBatcher } from './batcher.js';
+import { fitHistory } from './history-window.js';
+import { conversationFor } from './prompt.js';
+
+export interface DrainSettings {
+  readonly systemPrompt: string;
+  readonly historyTokens: number;
+  readonly flushIntervalMs: number;
+  readonly flushMaxChars: number;
+}
+
+export interface DrainDependencies {
+  readonly store: AnswerStore;
+  readonly provider: ModelProvider;
+  readonly settings: DrainSettings;
+  readonly logger: Logger;
+}
+
+/** Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back. */
+export type DrainEnd = 'drained' | 'lost' | 'expired' | 'handed-back';
+
+interface TurnResult {
+  readonly outcome: TurnOutcome;
+  readonly unflushed: string;
+}
+
+export class SessionDrain {
+  readonly owner = randomUUID();
+  /** Number of startTurn calls sent; an entry attached before the last one is covered by it. */
+  startsSent = 0;
+  private generation: AbortController | undefined;
+  private currentTurn = 0;
+  private stopRequested = false;
+  private leaseLost = false;
+  private handingBack = false;
+
+  constructor(
+    readonly token: string,
+    private readonly deps: DrainDependencies,
+  ) {}
+
+  /** The user asked to stop `turn`; ignored unless that turn is being answered right now. */
+  cancel(turn: number): void {
+    if (turn !== this.currentTurn) return;
+    this.stopRequested = true;
+    this.generation?.abort();
+  }
+
+  loseLease(): void {
+    this.leaseLost = true;
+    this.generation?.abort();
+  }
+
+  handBack(): void {
+    this.handingBack = true;
+    this.generation?.abort();
+  }
+
+  async run(): Promise<DrainEnd> {
+    const { store } = this.deps;
+    for (;;) {
+      if (this.handingBack) return 'handed-back';
+      this.startsSent += 1;
+      const start = await store.startTurn(this.token, this.owner);
+      if (start.status !== 'ok') return start.status === 'idle' ? 'drained' : start.status;
+      this.currentTurn = start.turn;
+      this.stopRequested = start.cancelled;
+      const result = start.cancelled
+        ? { outcome: { kind: 'answer', text: '', stopped: true } as const, unflushed: '' }
+        : await this.answer(start.turn, start.history);
+      if (result === null) return this.leaseLost ? 'lost' : 'handed-back';
+      const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
+      if (status === 'expired') return 'expired';
+      if (status !== 'ok') return 'lost';
+      this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
+    }
+  }
+
+  /** The turn's outcome, or null when it was interrupted (lease lost, shutdown) and must not be committed. */
+  private async answer(turn: number, history: readonly MessageRecord[]): Promise<TurnResult | null> {
+    const { provider, settings, store } = this.deps;
+    const controller = new AbortController();
+    this.generation = controller;
+    const batcher = new DeltaBatcher(
+      async (text) => {
+        const reply = await store.appendDelta(this.token, this.owner, turn, text);
+        if (reply.status === 'lost') this.loseLease();
+        else if (reply.cancelled) this.cancel(turn);
+      },
+      settings.flushIntervalMs,
+      settings.flushMaxChars,
+    );
+    let text = '';
+    let failure: TurnOutcome | undefined;
+    try {
+      const turns = fitHistory(conversationFor(history, turn, settings.systemPrompt), settings.historyTokens, (value) =>
+        provider.countTokens(value),
+      );
+      for await (const chunk of provider.generate({ turns, signal: controller.signal })) {
+        if (controller.signal.aborted) break;
+        text += chunk;
+        batcher.push(chunk);
+      }
+    } catch (error) {
+      if (!controller.signal.aborted) failure = this.describeFailure(error);
+    } finally {
+      this.generation = undefined;
+    }
+    const unflushed = await batcher.drain();
+    if (this.leaseLost || (controller.signal.aborted && !this.stopRequested)) return null;
+    if (failure !== undefined) return { outcome: failure, unflushed: '' };
+    if (this.stopRequested) return { outcome: { kind: 'answer', text, stopped: true }, unflushed };
+    if (text.trim() === '') {
+      return { outcome: { kind: 'error', code: ErrorCodes.modelFailed, message: 'The language model returned an empty answer.' }, unflushed: '' };
+    }
+    return { outcome: { kind: 'answer', text, stopped: false }, unflushed };
+  }
+
+  private describeFailure(error: unknown): TurnOutcome {
+    if (error instanceof ParleyError) return { kind: 'error', code: error.code, message: error.message };
+    this.deps.logger.error({ err: error, session: tokenTag(this.token) }, 'answer failed unexpectedly');
+    return { kind: 'error', code: ErrorCodes.internal, message: 'The answer failed because of an internal error.' };
+  }
+}

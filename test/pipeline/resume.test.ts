@@ -1,0 +1,97 @@
+/**
+ * Delivery across gateways: a client that reconnects mid-answer, to the other gateway, gets what
+ * it missed and then the rest live, with no gap and no duplicate. Answers also complete and are
+ * stored when their client has gone.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { wordChunks } from '../support/fake-openai-server.js';
+import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
+import { startSystem, type TestSystem } from '../support/system.js';
+
+const LONG_ANSWER = Array.from({ length: 40 }, (_, index) => `word${index}`).join(' ');
+
+let system: TestSystem;
+before(async () => {
+  system = await startSystem({ gateways: 2, workers: 1, env: { FLUSH_INTERVAL_MS: '20' } });
+  system.model.setRespond(() => ({ kind: 'stream', chunks: wordChunks(LONG_ANSWER), delayMs: 15 }));
+});
+after(async () => {
+  await system.stop();
+});
+
+const eventIdOf = (frame: Frame | undefined) => String(frame?.eventId ?? '0');
+
+test('reconnecting mid-answer to the other gateway: no gap, no duplicate', async () => {
+  const session = await createSession(system.gatewayUrls[0] ?? '');
+  const first = await TestSocket.open(system.gatewayUrls[0] ?? '', session.token);
+  first.send({ type: 'message', text: 'tell me something long' });
+  await first.waitForCount((frame) => frame.type === 'delta', 3);
+  first.ws.terminate();
+  const lastSeen = eventIdOf(first.frames.filter((frame) => typeof frame.eventId === 'string').at(-1));
+  await sleep(100); // more of the answer is produced while nobody listens
+
+  const second = await TestSocket.open(system.gatewayUrls[1] ?? '', session.token);
+  second.send({ type: 'resume', after: lastSeen });
+  await second.waitFor((frame) => frame.type === 'done', 15_000);
+
+  const seenBefore = first.frames.filter((frame) => typeof frame.eventId === 'string');
+  const seenAfter = second.frames.filter((frame) => typeof frame.eventId === 'string');
+  const ids = [...seenBefore, ...seenAfter].map(eventIdOf);
+  assert.equal(new Set(ids).size, ids.length, 'no event twice');
+  const text = [...seenBefore, ...seenAfter]
+    .filter((frame) => frame.type === 'delta')
+    .map((frame) => String(frame.text))
+    .join('');
+  assert.equal(text, LONG_ANSWER, 'no gap');
+  second.close();
+});
+
+test('reload recipe: refresh_token, then resume after last_event_id replays the answer in progress', async () => {
+  const session = await createSession(system.baseUrl);
+  const socket = await TestSocket.open(system.baseUrl, session.token);
+  socket.send({ type: 'message', text: 'first' });
+  await socket.waitFor((frame) => frame.type === 'done', 15_000);
+  socket.send({ type: 'message', text: 'second' });
+  await socket.waitForCount((frame) => frame.type === 'delta' && frame.seq === 2, 2);
+  socket.ws.terminate();
+
+  const view = await refreshSession(system.gatewayUrls[1] ?? '', session.token);
+  assert.deepEqual(view.body.messages.map((message) => message.source), ['human', 'bot', 'human']);
+  const reloaded = await TestSocket.open(system.gatewayUrls[1] ?? '', session.token);
+  reloaded.send({ type: 'resume', after: view.body.last_event_id });
+  await reloaded.waitFor((frame) => frame.type === 'done' && frame.seq === 2, 15_000);
+  assert.equal(reloaded.answers().get(2), LONG_ANSWER);
+  assert.equal(reloaded.frames.filter((frame) => frame.seq === 1).length, 0, 'turn 1 is not replayed');
+  reloaded.close();
+});
+
+test('an answer completes and is stored when its client has gone', async () => {
+  const session = await createSession(system.baseUrl);
+  const socket = await TestSocket.open(system.baseUrl, session.token);
+  socket.send({ type: 'message', text: 'then I leave' });
+  await socket.waitFor((frame) => frame.type === 'accepted');
+  socket.ws.terminate();
+  const deadline = Date.now() + 15_000;
+  let bots: unknown[] = [];
+  while (Date.now() < deadline && bots.length === 0) {
+    await sleep(100);
+    bots = (await refreshSession(system.baseUrl, session.token)).body.messages.filter((message) => message.source === 'bot');
+  }
+  assert.deepEqual(bots.map((message) => (message as { msg: string }).msg), [LONG_ANSWER]);
+});
+
+test('resume from "0" replays every retained event exactly once', async () => {
+  const session = await createSession(system.baseUrl);
+  const socket = await TestSocket.open(system.baseUrl, session.token);
+  socket.send({ type: 'message', text: 'one' });
+  await socket.waitFor((frame) => frame.type === 'done', 15_000);
+  const live = socket.frames.filter((frame) => typeof frame.eventId === 'string').map(eventIdOf);
+  const replay = await TestSocket.open(system.gatewayUrls[1] ?? '', session.token);
+  replay.send({ type: 'resume', after: '0' });
+  await replay.waitFor((frame) => frame.type === 'done', 5000);
+  assert.deepEqual(replay.frames.filter((frame) => typeof frame.eventId === 'string').map(eventIdOf), live);
+  socket.close();
+  replay.close();
+});

@@ -1,0 +1,25 @@
+/**
+ * Tests run against a real Redis (REDIS_URL, default redis://127.0.0.1:6379). Each test gets a
+ * random key prefix, so tests never see each other's keys, and removes its keys afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
+
+export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function randomPrefix(): string {
+  return `ptest:${randomBytes(5).toString('hex')}:`;
+}
+
+/** Deletes every key that starts with the prefix. */
+export async function deleteKeys(prefix: string, url = TEST_REDIS_URL): Promise<void> {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+      if (keys.length > 0) await client.unlink(keys);
+    }
+  } finally {
+    client.destroy();
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * A whole Parley system for tests: real Redis (random key prefix), real gateways and workers
+ * (in this process, or as child processes when a test needs to kill one), and the fake
+ * OpenAI-compatible server as the language-model double.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type Config } from '../../src/config/config.js';
+import { startGateway, type GatewayHandle } from '../../src/gateway/server.js';
+import { OpenAICompatibleProvider } from '../../src/providers/openai.js';
+import type { ModelProvider } from '../../src/providers/provider.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai-server.js';
+import { deleteKeys, randomPrefix, TEST_REDIS_URL } from './redis.js';
+
+export interface SystemOptions {
+  readonly gateways?: number;
+  readonly workers?: number;
+  readonly sessionTtlSeconds?: number;
+  /** Extra environment variables (configuration) for every gateway and worker. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Use this provider in the in-process workers instead of the fake OpenAI server. */
+  readonly provider?: () => ModelProvider;
+}
+
+export interface TestSystem {
+  /** http://127.0.0.1:PORT of gateway 0; it serves web/dist at / when built. */
+  readonly baseUrl: string;
+  readonly gatewayUrls: string[];
+  readonly prefix: string;
+  readonly model: FakeOpenAI;
+  readonly env: Readonly<Record<string, string>>;
+  readonly config: Config;
+  restartGateway(index?: number): Promise<void>;
+  stopGateway(index: number): Promise<void>;
+  addWorker(): Promise<WorkerHandle>;
+  /** Starts a worker as a child process (`src/worker/main.ts`), e.g. to SIGKILL it. */
+  spawnWorker(extraEnv?: Readonly<Record<string, string>>): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function startSystem(options: SystemOptions = {}): Promise<TestSystem> {
+  const model = await startFakeOpenAI();
+  const prefix = randomPrefix();
+  const env: Record<string, string> = {
+    REDIS_URL: TEST_REDIS_URL,
+    KEY_PREFIX: prefix,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LLM_BASE_URL: model.url,
+    LLM_MODEL: 'fake-echo',
+    LLM_MAX_RETRIES: '1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    LEASE_MS: '2000',
+    CLAIM_IDLE_MS: '3000',
+    CLAIM_INTERVAL_MS: '500',
+    SHUTDOWN_GRACE_MS: '2000',
+    SESSION_TTL_SECONDS: String(options.sessionTtlSeconds ?? 3600),
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const logger = createLogger('test', config.logLevel);
+  const gateways: Array<GatewayHandle | undefined> = [];
+  const workers: WorkerHandle[] = [];
+  const children: ChildProcess[] = [];
+
+  const startOneGateway = (port = 0) => startGateway({ ...config, port }, logger.child({ part: 'gateway' }));
+  const addWorker = async () => {
+    const provider = options.provider?.() ?? new OpenAICompatibleProvider(config.model, logger, { retryBaseMs: 20, probeModels: false });
+    const worker = await startWorker(config, provider, logger.child({ part: 'worker' }));
+    workers.push(worker);
+    return worker;
+  };
+
+  for (let index = 0; index < (options.gateways ?? 1); index += 1) gateways.push(await startOneGateway());
+  for (let index = 0; index < (options.workers ?? 1); index += 1) await addWorker();
+  const gatewayUrls = gateways.map((gateway) => gateway?.url ?? '');
+
+  return {
+    baseUrl: gatewayUrls[0] ?? '',
+    gatewayUrls,
+    prefix,
+    model,
+    env,
+    config,
+    addWorker,
+    async restartGateway(index = 0) {
+      const old = gateways[index];
+      if (old === undefined) throw new Error(`gateway ${index} is not running`);
+      await old.stop();
+      gateways[index] = await startOneGateway(old.port);
+    },
+    async stopGateway(index) {
+      await gateways[index]?.stop();
+      gateways[index] = undefined;
+    },
+    async spawnWorker(extraEnv = {}) {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+        cwd: ROOT,
+        env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extraEnv },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      await new Promise<void>((resolve, reject) => {
+        let output = '';
+        child.stdout?.on('data', (data: Buffer) => {
+          output += data.toString();
+          if (output.includes('worker ready')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready:\n${output}`)));
+      });
+      return child;
+    },
+    async stop() {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await Promise.all(gateways.map((gateway) => gateway?.stop()));
+      await model.close();
+      await deleteKeys(prefix);
+    },
+  };
+}
