@@ -75,6 +75,7 @@ const envSchema = z.object({
   LLM_THREADS: int(0, 256).optional(),
   // Logging
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -136,6 +137,7 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly model: ModelConfig;
   readonly logLevel: Env['LOG_LEVEL'];
+  readonly logFormat: Env['LOG_FORMAT'];
 }
 
 function redisConfig(env: Env): RedisConfig {
@@ -229,6 +231,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     model: modelConfig(env),
     logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
   };
   const problems = crossFieldProblems(config);
   if (problems.length > 0) throw new ConfigError(problems);

@@ -6,8 +6,16 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(name: string, level: string): Logger {
-  return pino({ name, level, base: { pid: process.pid }, redact: ['token', 'text', 'msg.text', 'apiKey', 'password'] });
+export type LogFormat = 'json' | 'pretty';
+
+export function createLogger(name: string, level: string, format: LogFormat = 'json'): Logger {
+  return pino({
+    name,
+    level,
+    base: { pid: process.pid },
+    redact: ['token', 'text', 'apiKey', 'password'],
+    ...(format === 'pretty' ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } } : {}),
+  });
 }
 
 export function tokenTag(token: string): string {

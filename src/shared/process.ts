@@ -24,7 +24,7 @@ export function loadProcessConfig(): Config {
 
 /** Runs `start`, then stops it gracefully on the first SIGTERM/SIGINT; a second signal forces exit. */
 export async function runUntilSignalled(name: string, config: Config, start: (logger: Logger) => Promise<{ stop(): Promise<void> }>): Promise<void> {
-  const logger = createLogger(name, config.logLevel);
+  const logger = createLogger(name, config.logLevel, config.logFormat);
   let handle: { stop(): Promise<void> };
   try {
     handle = await start(logger);

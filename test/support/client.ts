@@ -73,7 +73,9 @@ export class TestSocket {
     for (;;) {
       const found = this.frames.find(match);
       if (found !== undefined) return found;
-      if (this.closeCode !== undefined && !match({ type: '<closed>' })) {
+      if (this.closeCode !== undefined) {
+        const closed: Frame = { type: '<closed>' };
+        if (match(closed)) return closed;
         throw new Error(`socket closed (${this.closeCode} ${this.closeReason}) while waiting; frames: ${JSON.stringify(this.frames).slice(0, 2000)}`);
       }
       const left = deadline - Date.now();
@@ -95,7 +97,7 @@ export class TestSocket {
   }
 
   async waitForClose(timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
-    await this.waitFor((frame) => frame.type === '<closed>' && this.closeCode !== undefined, timeoutMs);
+    await this.waitFor((frame) => frame.type === '<closed>', timeoutMs);
     return { code: this.closeCode ?? 0, reason: this.closeReason };
   }
 

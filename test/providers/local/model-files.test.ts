@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { ErrorCodes, ModelError } from '../../../src/contracts/errors.js';
+import { modelFileLocation, parseModelUri, resolveModelFile, type ModelFileConfig } from '../../../src/providers/local/model-files.js';
+
+const FILE = randomBytes(3 * 1024 * 1024 + 123);
+const SHA256 = createHash('sha256').update(FILE).digest('hex');
+const URI = 'hf:test-owner/test-repo/model-q4.gguf';
+const FILE_URL_PATH = '/test-owner/test-repo/resolve/main/model-q4.gguf';
+
+type Handler = (request: IncomingMessage, response: ServerResponse) => void;
+
+/** Serves FILE with Range support; `behaviour` may cut, stall or replace answers per request. */
+class FileServer {
+  readonly ranges: (string | undefined)[] = [];
+  behaviour: (attempt: number) => 'serve' | 'cut' | 'stall' | 'ignore-range' | 404 | 500 = () => 'serve';
+  private server: Server | undefined;
+  private readonly stalled = new Set<ServerResponse>();
+
+  async start(): Promise<string> {
+    this.server = createServer((request, response) => this.handle(request, response));
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const response of this.stalled) response.destroy();
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+  }
+
+  private readonly handle: Handler = (request, response) => {
+    if (request.url !== FILE_URL_PATH) {
+      response.writeHead(404).end('not found');
+      return;
+    }
+    this.ranges.push(request.headers.range);
+    const action = this.behaviour(this.ranges.length);
+    if (action === 404 || action === 500) {
+      response.writeHead(action).end('no');
+      return;
+    }
+    const match = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
+    const start = match === null || action === 'ignore-range' ? 0 : Number(match[1]);
+    const headers = { 'content-length': String(FILE.length - start), 'content-type': 'application/octet-stream' };
+    if (start > 0) response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${FILE.length - 1}/${FILE.length}` });
+    else response.writeHead(200, headers);
+    const body = FILE.subarray(start);
+    if (action === 'serve' || action === 'ignore-range') {
+      response.end(body);
+      return;
+    }
+    // Half of what is left, then the connection dies (cut) or goes silent (stall).
+    response.write(body.subarray(0, Math.floor(body.length / 2)), () => {
+      if (action === 'cut') setTimeout(() => response.destroy(), 20);
+      else this.stalled.add(response);
+    });
+  };
+}
+
+describe('model files', () => {
+  let server: FileServer;
+  let endpoint: string;
+  let modelsDir: string;
+
+  const config = (overrides: Partial<ModelFileConfig> = {}): ModelFileConfig => ({
+    modelPath: undefined,
+    modelUri: URI,
+    modelSha256: undefined,
+    modelsDir,
+    ...overrides,
+  });
+  const fast = { retryDelayMs: 10, idleTimeoutMs: 300 };
+
+  before(async () => {
+    modelsDir = await mkdtemp(join(tmpdir(), 'parley-models-'));
+  });
+  after(async () => {
+    await rm(modelsDir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    server = new FileServer();
+    endpoint = await server.start();
+    await rm(modelsDir, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await server.stop();
+  });
+
+  it('downloads with progress into <modelsDir>/<owner>/<repo>/<file> and then uses the cached file', async () => {
+    const progress: [number, number | undefined][] = [];
+    const first = await resolveModelFile(config({ modelSha256: SHA256.toUpperCase() }), {
+      hfEndpoint: endpoint,
+      onProgress: (bytes, total) => progress.push([bytes, total]),
+      download: fast,
+    });
+    assert.equal(first.origin, 'downloaded');
+    assert.equal(first.path, join(modelsDir, 'test-owner', 'test-repo', 'model-q4.gguf'));
+    assert.equal(first.path, modelFileLocation(config(), endpoint));
+    assert.equal(first.sha256, SHA256);
+    assert.deepEqual(await readFile(first.path), FILE);
+    assert.ok(progress.length > 2, `progress reported ${progress.length} times`);
+    assert.ok(progress.every(([, total]) => total === FILE.length));
+    assert.ok(progress.every(([bytes], index) => index === 0 || bytes >= (progress[index - 1]?.[0] ?? 0)), 'progress never goes back');
+    assert.deepEqual(progress.at(-1), [FILE.length, FILE.length]);
+    assert.deepEqual(await readdir(dirname(first.path)), ['model-q4.gguf'], 'no .part or .lock left behind');
+
+    const second = await resolveModelFile(config(), { hfEndpoint: endpoint });
+    assert.deepEqual(second, { path: first.path, origin: 'cached' });
+    assert.equal(server.ranges.length, 1, 'the cached file is not downloaded again');
+  });
+
+  it('resumes with a Range request after the server cuts the connection', async () => {
+    server.behaviour = (attempt) => (attempt === 1 ? 'cut' : 'serve');
+    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
+    assert.equal(server.ranges.length, 2);
+    assert.equal(server.ranges[0], undefined);
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(server.ranges[1] ?? '')?.[1]);
+    assert.ok(resumedAt > 0 && resumedAt < FILE.length, `second request resumes (${server.ranges[1]})`);
+    assert.equal(createHash('sha256').update(await readFile(result.path)).digest('hex'), SHA256);
+  });
+
+  it('resumes a .part file left by an earlier run, and restarts when the server ignores Range', async () => {
+    const path = modelFileLocation(config(), endpoint);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(`${path}.part`, FILE.subarray(0, 1000));
+    await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
+    assert.deepEqual(server.ranges, ['bytes=1000-']);
+
+    await rm(path);
+    await writeFile(`${path}.part`, Buffer.alloc(1000, 7));
+    server.behaviour = () => 'ignore-range';
+    await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
+    assert.deepEqual(await readFile(path), FILE, 'a 200 answer replaces the partial file');
+  });
+
+  it('drops a connection that goes silent and resumes', async () => {
+    server.behaviour = (attempt) => (attempt === 1 ? 'stall' : 'serve');
+    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
+    assert.equal(server.ranges.length, 2);
+    assert.match(server.ranges[1] ?? '', /^bytes=\d+-$/);
+    assert.deepEqual(await readFile(result.path), FILE);
+  });
+
+  it('retries server errors', async () => {
+    server.behaviour = (attempt) => (attempt === 1 ? 500 : 'serve');
+    await resolveModelFile(config(), { hfEndpoint: endpoint, download: fast });
+    assert.equal(server.ranges.length, 2);
+  });
+
+  it('fails on a checksum mismatch and leaves no file', async () => {
+    const wrong = 'ab'.repeat(32);
+    await assert.rejects(
+      resolveModelFile(config({ modelSha256: wrong }), { hfEndpoint: endpoint, download: fast }),
+      (error: unknown) => {
+        assert.ok(error instanceof ModelError);
+        assert.equal(error.code, ErrorCodes.modelUnavailable);
+        assert.match(error.message, new RegExp(`checksum mismatch: expected sha256 ${wrong}, got ${SHA256}`));
+        assert.match(error.message, /LLM_MODEL_SHA256/);
+        return true;
+      },
+    );
+    assert.deepEqual(await readdir(dirname(modelFileLocation(config(), endpoint))), []);
+  });
+
+  it('rejects a malformed checksum before downloading', async () => {
+    await assert.rejects(resolveModelFile(config({ modelSha256: 'abc' }), { hfEndpoint: endpoint }), {
+      code: ErrorCodes.modelNotConfigured,
+      message: /LLM_MODEL_SHA256 must be 64 hexadecimal digits/,
+    });
+    assert.equal(server.ranges.length, 0);
+  });
+
+  it('explains a 404', async () => {
+    await assert.rejects(resolveModelFile(config({ modelUri: 'hf:test-owner/test-repo/missing.gguf' }), { hfEndpoint: endpoint, download: fast }), (error: unknown) => {
+      assert.ok(error instanceof ModelError);
+      assert.equal(error.code, ErrorCodes.modelNotConfigured);
+      assert.match(error.message, /HTTP 404/);
+      assert.match(error.message, /does not exist/);
+      assert.match(error.message, /LLM_MODEL_URI/);
+      assert.match(error.message, /LLM_MODEL_PATH/);
+      return true;
+    });
+  });
+
+  it('says what failed and how to fix it when there is no network', async () => {
+    const closed = new FileServer();
+    const deadEndpoint = await closed.start();
+    await closed.stop();
+    const started = performance.now();
+    await assert.rejects(resolveModelFile(config(), { hfEndpoint: deadEndpoint, download: fast }), (error: unknown) => {
+      assert.ok(error instanceof ModelError);
+      assert.equal(error.code, ErrorCodes.modelUnavailable);
+      assert.ok(error.message.startsWith(`Could not download the model ${URI} from ${deadEndpoint}${FILE_URL_PATH}`), error.message);
+      assert.match(error.message, /ECONNREFUSED/);
+      assert.match(error.message, /set LLM_MODEL_PATH to a local \.gguf model file/);
+      assert.match(error.message, /LLM_BASE_URL/);
+      assert.match(error.message, /npm run model:pull/);
+      assert.ok(error.message.includes(modelFileLocation(config(), deadEndpoint)), 'names where the file should go');
+      return true;
+    });
+    assert.ok(performance.now() - started < 2000, 'a refused connection is not retried for long');
+  });
+
+  it('takes over the lock of a download whose process died', async () => {
+    const path = modelFileLocation(config(), endpoint);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(`${path}.lock`, '2147483646');
+    const result = await resolveModelFile(config(), { hfEndpoint: endpoint, download: fast });
+    assert.equal(result.origin, 'downloaded');
+    assert.equal(existsSync(`${path}.lock`), false);
+  });
+
+  it('uses LLM_MODEL_PATH when set, and explains a missing file', async () => {
+    const local = join(modelsDir, 'local.gguf');
+    await mkdir(modelsDir, { recursive: true });
+    await writeFile(local, 'x');
+    assert.deepEqual(await resolveModelFile(config({ modelPath: local })), { path: local, origin: 'path' });
+    await assert.rejects(resolveModelFile(config({ modelPath: join(modelsDir, 'nope.gguf') })), (error: unknown) => {
+      assert.ok(error instanceof ModelError);
+      assert.equal(error.code, ErrorCodes.modelNotConfigured);
+      assert.match(error.message, /LLM_MODEL_PATH points to .*nope\.gguf, which is not a file/);
+      assert.match(error.message, /LLM_BASE_URL/);
+      return true;
+    });
+    assert.equal(server.ranges.length, 0);
+  });
+});
+
+describe('parseModelUri', () => {
+  it('maps hf: URIs to resolve URLs, with folders and revisions', () => {
+    assert.deepEqual(parseModelUri('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf', 'https://huggingface.co'), {
+      url: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf',
+      relativePath: join('Qwen', 'Qwen2.5-0.5B-Instruct-GGUF', 'qwen2.5-0.5b-instruct-q4_k_m.gguf'),
+    });
+    assert.equal(parseModelUri('hf:o/r/sub/m.gguf#v1.0', 'http://mirror.local/').url, 'http://mirror.local/o/r/resolve/v1.0/sub/m.gguf');
+  });
+
+  it('accepts plain URLs and turns a Hugging Face page link into its download link', () => {
+    assert.deepEqual(parseModelUri('https://example.com/files/m.gguf?x=1'), { url: 'https://example.com/files/m.gguf?x=1', relativePath: 'm.gguf' });
+    assert.equal(parseModelUri('https://huggingface.co/o/r/blob/main/m.gguf').url, 'https://huggingface.co/o/r/resolve/main/m.gguf');
+  });
+
+  it('rejects URIs that are malformed or would escape the models folder', () => {
+    for (const uri of ['hf:o/r', 'hf:o/r/../../etc/passwd', 'hf:o/r/m.gguf#a#b', 'ftp://x/m.gguf', 'models/m.gguf', 'https://example.com/']) {
+      assert.throws(() => parseModelUri(uri, 'https://huggingface.co'), { code: ErrorCodes.modelNotConfigured, message: /LLM_MODEL_URI/ }, uri);
+    }
+  });
+});

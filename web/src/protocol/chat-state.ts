@@ -1,0 +1,214 @@
+/**
+ * The conversation as the UI shows it, and the pure functions that move it forward. A turn is a
+ * human message plus what became of it (queued, answered token by token, stopped, failed). The
+ * functions never mutate: a changed turn is a new object, so React can skip unchanged ones.
+ */
+import { compareEventIds } from './event-id.js';
+import type { SessionView, StoredEvent } from './types.js';
+
+export type TurnStatus =
+  /** Not yet accepted by the server (maybe offline); it is resent after a reconnect. */
+  | 'sending'
+  /** Stored and waiting for its answer. */
+  | 'queued'
+  | 'answering'
+  | 'done'
+  | 'stopped'
+  | 'error';
+
+export interface TurnError {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface Turn {
+  /** Stable identity for the UI: the clientId of a message sent here, else the message id. */
+  readonly key: string;
+  /** The turn number the server gave the message; undefined until accepted. */
+  readonly seq: number | undefined;
+  readonly clientId: string | undefined;
+  readonly text: string;
+  /** Server timestamp of the human message (ISO), when known. */
+  readonly sentAt: string | undefined;
+  readonly status: TurnStatus;
+  /** The answer so far: the deltas since the turn's latest `start`. */
+  readonly answer: string;
+  readonly answeredAt?: string;
+  readonly error?: TurnError;
+  /** The error is a rejection of the message itself: nothing was stored on the server. */
+  readonly rejected?: boolean;
+  /** Seen an answer event for a turn whose message this client never saw (sent elsewhere). */
+  readonly textUnknown?: boolean;
+  readonly stopRequested?: boolean;
+}
+
+export interface ChatState {
+  readonly turns: readonly Turn[];
+  /** The newest answer event applied: resume after it; anything not newer is a duplicate. */
+  readonly lastEventId: string;
+}
+
+export const EMPTY_STATE: ChatState = { turns: [], lastEventId: '0' };
+
+export function isUnfinished(turn: Turn): boolean {
+  return turn.status === 'sending' || turn.status === 'queued' || turn.status === 'answering';
+}
+
+/** Builds the conversation from a `refresh_token` snapshot (history grouped by turn). */
+export function stateFromSession(session: SessionView): ChatState {
+  const bySeq = new Map<number, Turn>();
+  for (const message of session.messages) {
+    if (message.source === 'human') {
+      const error = message.error === undefined ? undefined : { code: message.error.code, message: message.error.message };
+      bySeq.set(message.seq, {
+        key: message.id,
+        seq: message.seq,
+        clientId: undefined,
+        text: message.msg,
+        sentAt: message.timestamp,
+        // Neither answer nor error yet: queued or being answered. A replayed `start` says which.
+        status: error === undefined ? 'queued' : 'error',
+        answer: '',
+        ...(error === undefined ? {} : { error }),
+      });
+    }
+  }
+  for (const message of session.messages) {
+    if (message.source !== 'bot') continue;
+    const turn = bySeq.get(message.seq);
+    if (turn === undefined) continue;
+    bySeq.set(message.seq, {
+      ...turn,
+      status: message.status === 'stopped' ? 'stopped' : 'done',
+      answer: message.msg,
+      answeredAt: message.timestamp,
+    });
+  }
+  const turns = [...bySeq.values()].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  return { turns, lastEventId: session.last_event_id };
+}
+
+/**
+ * A fresh snapshot replaces what the server knows; messages of this client that the server has
+ * not stored (unsent, or rejected) are kept after it, so nothing typed is lost.
+ */
+export function replaceWithSession(state: ChatState, session: SessionView): ChatState {
+  const fresh = stateFromSession(session);
+  const localOnly = state.turns.filter((turn) => turn.seq === undefined);
+  return { ...fresh, turns: [...fresh.turns, ...localOnly] };
+}
+
+export function addLocalMessage(state: ChatState, clientId: string, text: string): ChatState {
+  const turn: Turn = { key: clientId, seq: undefined, clientId, text, sentAt: undefined, status: 'sending', answer: '' };
+  return { ...state, turns: [...state.turns, turn] };
+}
+
+export interface Accepted {
+  readonly id: string;
+  readonly seq: number;
+  readonly timestamp: string;
+  readonly clientId?: string | undefined;
+}
+
+/** The server stored a message as turn `seq`. */
+export function applyAccepted(state: ChatState, accepted: Accepted): ChatState {
+  const localIndex = state.turns.findIndex((turn) => turn.clientId !== undefined && turn.clientId === accepted.clientId);
+  const seqIndex = state.turns.findIndex((turn) => turn.seq === accepted.seq);
+  const local = state.turns[localIndex];
+  if (local === undefined) return state;
+  const existing = state.turns[seqIndex];
+  if (existing === undefined || seqIndex === localIndex) {
+    const status = local.status === 'sending' || local.status === 'error' ? 'queued' : local.status;
+    const updated: Turn = { ...local, seq: accepted.seq, sentAt: accepted.timestamp, status, error: undefined, rejected: undefined };
+    return { ...state, turns: replaceAt(state.turns, localIndex, updated) };
+  }
+  // The turn is already shown: from the history (a resend after reload, accepted once) or from
+  // answer events that overtook the `accepted` frame. Keep one turn, with the text known here.
+  const merged: Turn = { ...existing, key: local.key, clientId: local.clientId, text: local.text, textUnknown: undefined, sentAt: accepted.timestamp };
+  const turns = replaceAt(state.turns, seqIndex, merged).filter((_, index) => index !== localIndex);
+  return { ...state, turns };
+}
+
+/** The server refused a message (empty, too long, too many pending): nothing was stored. */
+export function applyRejection(state: ChatState, clientId: string, error: TurnError): ChatState {
+  return updateTurn(state, (turn) => turn.clientId === clientId && turn.seq === undefined, (turn) => ({
+    ...turn,
+    status: 'error',
+    error,
+    rejected: true,
+  }));
+}
+
+export function markStopRequested(state: ChatState, seq: number): ChatState {
+  return updateTurn(state, (turn) => turn.seq === seq, (turn) => ({ ...turn, stopRequested: true }));
+}
+
+/**
+ * Applies one answer event. Events not newer than the last one applied are duplicates (a resume
+ * overlapping live delivery, a replay after reconnect) and change nothing.
+ */
+export function applyEvent(state: ChatState, event: StoredEvent): ChatState {
+  if (compareEventIds(event.eventId, state.lastEventId) <= 0) return state;
+  const withTurn = ensureTurn(state, event.seq);
+  const turns = withTurn.turns.map((turn) => (turn.seq === event.seq ? applyToTurn(turn, event) : turn));
+  return { turns, lastEventId: event.eventId };
+}
+
+function applyToTurn(turn: Turn, event: StoredEvent): Turn {
+  switch (event.type) {
+    case 'start':
+      // A new attempt (another worker took over) rewrites the answer from scratch.
+      return { ...turn, status: 'answering', answer: '', error: undefined };
+    case 'delta':
+      return { ...turn, status: 'answering', answer: turn.answer + event.text };
+    case 'done':
+      return { ...turn, status: 'done', answeredAt: event.timestamp, stopRequested: undefined };
+    case 'stopped':
+      return { ...turn, status: 'stopped', answeredAt: event.timestamp, stopRequested: undefined };
+    case 'error':
+      return { ...turn, status: 'error', error: { code: event.code, message: event.message }, stopRequested: undefined };
+  }
+}
+
+/**
+ * Makes sure a turn with this seq exists. An event can name a turn this client has not seen
+ * accepted (sent from another tab, or the event overtook the `accepted` frame): it gets a
+ * placeholder in seq order, before messages still waiting to be accepted.
+ */
+function ensureTurn(state: ChatState, seq: number): ChatState {
+  if (state.turns.some((turn) => turn.seq === seq)) return state;
+  const placeholder: Turn = { key: `seq-${seq}`, seq, clientId: undefined, text: '', sentAt: undefined, status: 'queued', answer: '', textUnknown: true };
+  const before = state.turns.findIndex((turn) => (turn.seq !== undefined && turn.seq > seq) || turn.status === 'sending');
+  const at = before === -1 ? state.turns.length : before;
+  return { ...state, turns: [...state.turns.slice(0, at), placeholder, ...state.turns.slice(at)] };
+}
+
+function updateTurn(state: ChatState, match: (turn: Turn) => boolean, change: (turn: Turn) => Turn): ChatState {
+  let changed = false;
+  const turns = state.turns.map((turn) => {
+    if (!match(turn)) return turn;
+    changed = true;
+    return change(turn);
+  });
+  return changed ? { ...state, turns } : state;
+}
+
+function replaceAt<T>(items: readonly T[], index: number, item: T): T[] {
+  return items.map((current, position) => (position === index ? item : current));
+}
+
+/** The turn a Stop should end: the one being answered, else the next one waiting. */
+export function stoppableTurn(state: ChatState): Turn | undefined {
+  return (
+    state.turns.find((turn) => turn.status === 'answering' && turn.seq !== undefined) ??
+    state.turns.find((turn) => turn.status === 'queued' && turn.seq !== undefined)
+  );
+}
+
+/** Fills in the text of turns known only from their answer events, from a history snapshot. */
+export function fillUnknownTexts(state: ChatState, session: SessionView): ChatState {
+  return updateTurn(state, (turn) => turn.textUnknown === true, (turn) => {
+    const human = session.messages.find((message) => message.source === 'human' && message.seq === turn.seq);
+    return human === undefined ? turn : { ...turn, text: human.msg, sentAt: human.timestamp, textUnknown: undefined };
+  });
+}

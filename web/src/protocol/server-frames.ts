@@ -1,0 +1,69 @@
+/**
+ * Parses frames from the gateway. The server is trusted, but a proxy, a version skew or a bug
+ * must not crash the UI or put `undefined` into the conversation: anything malformed is dropped.
+ */
+import type { ErrorCode, ServerFrame, StoredEvent } from './types.js';
+
+type Json = Record<string, unknown>;
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
+const isEventId = (value: unknown): value is string => isString(value) && /^(0|\d{1,20}-\d{1,20})$/.test(value);
+
+export function parseServerFrame(data: unknown): ServerFrame | undefined {
+  if (!isString(data)) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const frame = json as Json;
+  switch (frame.type) {
+    case 'ready':
+      return isString(frame.token) && isEventId(frame.lastEventId) ? { type: 'ready', token: frame.token, lastEventId: frame.lastEventId, protocol: 'parley.v1' } : undefined;
+    case 'accepted':
+      return parseAccepted(frame);
+    case 'reset':
+      return { type: 'reset', reason: isString(frame.reason) ? frame.reason : '' };
+    case 'pong':
+      return { type: 'pong' };
+    case 'error':
+      if (frame.eventId !== undefined) return parseEvent(frame);
+      if (!isString(frame.code)) return undefined;
+      return { type: 'error', code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code };
+    default:
+      return parseEvent(frame);
+  }
+}
+
+function parseAccepted(frame: Json): ServerFrame | undefined {
+  if (!isString(frame.id) || !isSeq(frame.seq)) return undefined;
+  const accepted = { type: 'accepted' as const, id: frame.id, seq: frame.seq, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
+  return isString(frame.clientId) ? { ...accepted, clientId: frame.clientId } : accepted;
+}
+
+function parseEvent(frame: Json): StoredEvent | undefined {
+  const { seq, eventId } = frame;
+  if (!isSeq(seq) || !isEventId(eventId)) return undefined;
+  switch (frame.type) {
+    case 'start':
+      return { type: 'start', seq, eventId, attempt: isSeq(frame.attempt) ? frame.attempt : 1 };
+    case 'delta':
+      return isString(frame.text) ? { type: 'delta', seq, eventId, text: frame.text } : undefined;
+    case 'done':
+    case 'stopped':
+      return isString(frame.id) ? { type: frame.type, seq, eventId, id: frame.id, timestamp: isString(frame.timestamp) ? frame.timestamp : '' } : undefined;
+    case 'error':
+      return isString(frame.code)
+        ? { type: 'error', seq, eventId, code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code }
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+export function isAnswerEvent(frame: ServerFrame): frame is StoredEvent {
+  return 'eventId' in frame && frame.eventId !== undefined && 'seq' in frame && frame.seq !== undefined;
+}
