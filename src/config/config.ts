@@ -26,7 +26,7 @@ const envSchema = z.object({
   PORT: int(0, 65535).default(3500),
   HOST: z.string().min(1).default('0.0.0.0'),
   CORS_ORIGINS: list.default([]),
-  SESSION_TTL_SECONDS: int(10, 30 * 24 * 3600).default(3600),
+  SESSION_TTL_SECONDS: int(1, 30 * 24 * 3600).default(3600),
   NAME_MAX_CHARS: int(1, 1000).default(100),
   MESSAGE_MAX_CHARS: int(1, 1_000_000).default(8000),
   WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
@@ -40,7 +40,6 @@ const envSchema = z.object({
   REDIS_USER: optionalString,
   REDIS_PASSWORD: optionalString,
   REDIS_TLS: bool.optional(),
-  REDIS_CLUSTER: bool.default(false),
   KEY_PREFIX: z.string().regex(/^[\w:.-]{0,64}$/, 'letters, digits and _ : . - (at most 64)').default('parley:'),
   EVENTS_MAX_LEN: int(100, 1_000_000).default(2000),
   // Worker
@@ -85,7 +84,6 @@ export interface RedisConfig {
   readonly username: string | undefined;
   readonly password: string | undefined;
   readonly tls: boolean;
-  readonly cluster: boolean;
   /** True when nothing told us where Redis is, so `npm start` may start a local one. */
   readonly isDefault: boolean;
 }
@@ -148,7 +146,6 @@ function redisConfig(env: Env): RedisConfig {
     username: env.REDIS_USER,
     password: env.REDIS_PASSWORD,
     tls: env.REDIS_TLS ?? url.startsWith('rediss://'),
-    cluster: env.REDIS_CLUSTER,
     isDefault,
   };
 }

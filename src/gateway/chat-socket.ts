@@ -21,6 +21,7 @@ import type { RedisClient } from '../store/redis.js';
 import type { SessionStore } from '../store/session-store.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
+import { LONE_SURROGATE } from './http-routes.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -133,9 +134,12 @@ export class ChatConnection implements LiveListener {
 
   private async sendMessage(text: string, clientId?: string): Promise<void> {
     if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.');
-    if (text.length > this.deps.messageMaxChars) {
+    // Characters are code points, as for names: an emoji counts once, not as two UTF-16 units.
+    if (text.length > this.deps.messageMaxChars && [...text].length > this.deps.messageMaxChars) {
       throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`);
     }
+    // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
+    if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
     const result = await this.deps.store.accept(this.token, text, clientId);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {

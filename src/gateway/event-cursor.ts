@@ -20,6 +20,12 @@ const PAGE = 1000;
 
 export class EventCursor {
   private chain: Promise<void> = Promise.resolve();
+  /**
+   * Set after a reset: nothing more is forwarded until the client resumes from a retained id
+   * (forwarding would leave a gap; answering every later event with another reset would make
+   * the client reload over and over).
+   */
+  private parked = false;
 
   constructor(
     private lastId: string,
@@ -29,7 +35,7 @@ export class EventCursor {
 
   offer(live: LiveEvent): void {
     this.enqueue(async () => {
-      if (compareEventIds(live.eventId, this.lastId) <= 0) return;
+      if (this.parked || compareEventIds(live.eventId, this.lastId) <= 0) return;
       if (live.prev === this.lastId) await this.deliver({ ...live.event, eventId: live.eventId });
       else await this.catchUp();
     });
@@ -38,7 +44,9 @@ export class EventCursor {
   /** Re-positions the cursor after the client's last seen event and sends what follows. */
   resume(afterId: string): void {
     this.enqueue(async () => {
-      this.lastId = afterId;
+      this.parked = false;
+      // "0-0" (or "00-0") is the same position as "0": the start of the retained events.
+      this.lastId = compareEventIds(afterId, '0') === 0 ? '0' : afterId;
       await this.catchUp();
     });
   }
@@ -56,6 +64,7 @@ export class EventCursor {
     for (;;) {
       const { events, complete } = await this.fetchAfter(this.lastId);
       if (!complete) {
+        this.parked = true;
         this.sink.reset();
         return;
       }

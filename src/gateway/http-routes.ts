@@ -28,8 +28,11 @@ function field(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
+/** A lone UTF-16 surrogate: not Unicode text, and it would come back from Redis as U+FFFD. */
+export const LONE_SURROGATE = /\p{Surrogate}/u;
+
 function validName(name: string | undefined, maxChars: number): name is string {
-  return name !== undefined && name.trim() !== '' && [...name].length <= maxChars;
+  return name !== undefined && name.trim() !== '' && [...name].length <= maxChars && !LONE_SURROGATE.test(name);
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): void {

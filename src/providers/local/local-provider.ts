@@ -66,7 +66,6 @@ export function defaultThreads(cores: number): number {
 }
 
 interface Loaded {
-  readonly llama: Llama;
   readonly model: LlamaModel;
   readonly context: LlamaContext;
   readonly chatWrapper: ChatWrapper;
@@ -121,13 +120,15 @@ export class LocalLlamaProvider implements ModelProvider {
   async *generate(request: GenerateRequest): AsyncGenerator<string> {
     const loaded = this.requireLoaded();
     const { history, prompt } = toChatHistory(request.turns);
+    // Measured before waiting for a sequence: a request that cannot fit should not queue.
+    const maxTokens = this.answerRoom(loaded, history, prompt);
     if (request.signal.aborted) return;
     const sequence = await loaded.pool.acquire(request.signal);
     if (sequence === undefined) {
       if (this.closeController.signal.aborted && !request.signal.aborted) throw shuttingDown();
       return;
     }
-    const run = this.startRun(loaded, sequence, history, prompt, request.signal);
+    const run = this.startRun(loaded, sequence, { history, prompt, maxTokens }, request.signal);
     try {
       yield* run.chunks;
     } finally {
@@ -158,6 +159,7 @@ export class LocalLlamaProvider implements ModelProvider {
 
   private async load(): Promise<Loaded> {
     const began = performance.now();
+    logSinks.add(this.logger);
     const file = await resolveModelFile(this.config, {
       hfEndpoint: this.options.hfEndpoint,
       onProgress: this.options.onDownloadProgress ?? progressLogger(this.logger, this.config.modelUri),
@@ -166,22 +168,8 @@ export class LocalLlamaProvider implements ModelProvider {
     if (file.origin === 'downloaded') {
       this.logger.info({ path: file.path, sha256: file.sha256 }, 'model downloaded (set LLM_MODEL_SHA256 to this digest to pin it)');
     }
-    const llama = await getLlama({
-      gpu: this.options.gpu ?? 'auto',
-      // Building llama.cpp from source needs a compiler and the network; the prebuilt binaries are
-      // what we ship, and a missing one should be a clear error rather than a surprise compile.
-      build: 'never',
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => this.logLlama(level, message),
-    }).catch((error: unknown) => {
-      throw new ModelError(ErrorCodes.modelFailed, `llama.cpp could not start on this machine: ${errorMessage(error)}`, false, undefined, { cause: error });
-    });
-    try {
-      return await this.loadInto(llama, file.path, began);
-    } catch (error) {
-      await llama.dispose().catch(() => undefined);
-      throw error;
-    }
+    const llama = await sharedLlama(this.options.gpu ?? 'auto');
+    return this.loadInto(llama, file.path, began);
   }
 
   private async loadInto(llama: Llama, path: string, began: number): Promise<Loaded> {
@@ -228,14 +216,13 @@ export class LocalLlamaProvider implements ModelProvider {
       },
       'local model loaded',
     );
-    return { llama, model, context, chatWrapper, pool: new SequencePool(sequences) };
+    return { model, context, chatWrapper, pool: new SequencePool(sequences) };
   }
 
   private startRun(
     loaded: Loaded,
     sequence: LlamaContextSequence,
-    history: ChatHistoryItem[],
-    prompt: string,
+    { history, prompt, maxTokens }: { history: ChatHistoryItem[]; prompt: string; maxTokens: number },
     requestSignal: AbortSignal,
   ): { chunks: ChunkQueue; stop: () => void } {
     const stopper = new AbortController();
@@ -248,10 +235,9 @@ export class LocalLlamaProvider implements ModelProvider {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     const session = new LlamaChatSession({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, contextShift: { size: contextShiftSize(loaded) } });
-    let failed = false;
+    let failure: ModelError | undefined;
     const run = (async () => {
       session.setChatHistory(history);
-      const maxTokens = this.answerRoom(loaded, history, prompt);
       await session.prompt(prompt, {
         onTextChunk: (text) => chunks.push(text),
         signal,
@@ -262,22 +248,19 @@ export class LocalLlamaProvider implements ModelProvider {
         customStopTriggers: this.config.stop.length === 0 ? undefined : [...this.config.stop],
       });
     })()
-      .then(
-        () => chunks.end(),
-        (error: unknown) => {
-          failed = true;
-          if (signal.aborted) return;
-          const modelError = toModelError(error, 'generate');
-          if (modelError.code !== ErrorCodes.modelContextOverflow) this.logger.error({ err: error }, 'local generation failed');
-          chunks.fail(modelError);
-        },
-      )
+      .catch((error: unknown) => {
+        failure = toModelError(error, 'generate');
+        if (!signal.aborted) this.logger.error({ err: error }, 'local generation failed');
+      })
       .finally(async () => {
         signal.removeEventListener('abort', onAbort);
         session.dispose();
         // After a failure the cache's state is unknown; an empty one is always right.
-        if (failed) await sequence.clearHistory().catch(() => undefined);
+        if (failure !== undefined) await sequence.clearHistory().catch(() => undefined);
         loaded.pool.release(sequence);
+        // Only now: a caller that starts its next request on hearing "done" finds the sequence free.
+        if (failure === undefined || signal.aborted) chunks.end();
+        else chunks.fail(failure);
       });
     this.running.add(run);
     void run.finally(() => this.running.delete(run));
@@ -304,28 +287,59 @@ export class LocalLlamaProvider implements ModelProvider {
     return Math.min(this.config.maxTokens, room);
   }
 
-  private logLlama(level: LlamaLogLevel, message: string): void {
-    const text = message.trim();
-    if (text === '') return;
-    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.logger.error({ source: 'llama.cpp' }, text);
-    else if (level === LlamaLogLevel.warn) this.logger.warn({ source: 'llama.cpp' }, text);
-  }
-
   private async shutdown(): Promise<void> {
     this.closeController.abort();
     this.loaded?.pool.drain();
     await this.starting?.catch(() => undefined);
     const loaded = this.loaded;
+    logSinks.delete(this.logger);
     if (loaded === undefined) return;
     loaded.pool.drain();
     await Promise.allSettled([...this.running]);
+    // The Llama runtime itself is shared and stays (see sharedLlama); the memory is in these two.
     await loaded.context.dispose();
     await loaded.model.dispose();
-    await loaded.llama.dispose();
   }
 }
 
 // -----------------------------------------------------------------------------------------------
+
+/**
+ * llama.cpp's backend and its log hook are process-wide: with two Llama instances alive the newer one
+ * receives every log line, and one created after another was disposed loses its logger altogether
+ * (node-llama-cpp 3.21.1). So the process shares one Llama per GPU choice and keeps it until exit;
+ * providers dispose their model and context, which is where the memory is.
+ */
+const llamas = new Map<'auto' | false, Promise<Llama>>();
+/** Loggers of live providers; llama.cpp's lines go to the newest (it cannot say which model they are about). */
+const logSinks = new Set<ProviderLogger>();
+
+function sharedLlama(gpu: 'auto' | false): Promise<Llama> {
+  let llama = llamas.get(gpu);
+  if (llama === undefined) {
+    llama = getLlama({
+      gpu,
+      // Building llama.cpp from source needs a compiler and the network; the prebuilt binaries are
+      // what we ship, and a missing one should be a clear error rather than a surprise compile.
+      build: 'never',
+      logLevel: LlamaLogLevel.warn,
+      logger: logLlama,
+    }).catch((error: unknown) => {
+      llamas.delete(gpu);
+      throw new ModelError(ErrorCodes.modelFailed, `llama.cpp could not start on this machine: ${errorMessage(error)}`, false, undefined, { cause: error });
+    });
+    llamas.set(gpu, llama);
+  }
+  return llama;
+}
+
+function logLlama(level: LlamaLogLevel, message: string): void {
+  const text = message.trim();
+  const logger = [...logSinks].at(-1);
+  if (text === '' || logger === undefined) return;
+  if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.error({ source: 'llama.cpp' }, text);
+  else if (level === LlamaLogLevel.warn) logger.warn({ source: 'llama.cpp' }, text);
+}
 
 /** Room node-llama-cpp frees when a context fills up; we only need it to predict when it would cut. */
 function contextShiftSize(loaded: Loaded): number {

@@ -1,0 +1,423 @@
+/**
+ * The streaming-protocol client: loads the session, keeps one socket open, reconnects with
+ * backoff and jitter, resumes after the last event id, resends messages not yet accepted, and
+ * exposes the conversation as immutable snapshots. Framework-free; every side effect (socket,
+ * timers, randomness, HTTP) is injected so tests drive it deterministically.
+ */
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import {
+  addLocalMessage,
+  applyAccepted,
+  applyEvent,
+  applyRejection,
+  EMPTY_STATE,
+  fillUnknownTexts,
+  markStopRequested,
+  replaceWithSession,
+  stoppableTurn,
+  type ChatState,
+} from './chat-state.js';
+import { isAnswerEvent, parseServerFrame } from './server-frames.js';
+import type { SessionApi } from './session-api.js';
+import type { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/protocol.js';
+import type { ClientFrame, ErrorCode, OpenSocket, ServerFrame, SessionView, SocketConnection, Timers } from './types.js';
+
+export type ConnectionStatus = 'connecting' | 'online' | 'reconnecting';
+export type ClientPhase = 'loading' | 'ready' | 'expired';
+
+export interface SessionInfo {
+  readonly token: string;
+  readonly name: string;
+  readonly sessionStart: string;
+}
+
+export interface ChatSnapshot {
+  readonly phase: ClientPhase;
+  readonly connection: ConnectionStatus;
+  /** Connection attempts that failed since the last successful one. */
+  readonly failures: number;
+  readonly session: SessionInfo | undefined;
+  readonly chat: ChatState;
+}
+
+export interface OutboxEntry {
+  readonly clientId: string;
+  readonly text: string;
+}
+
+/** Keeps messages not yet accepted across a reload, so a reload loses nothing typed. */
+export interface OutboxStore {
+  load(token: string): readonly OutboxEntry[];
+  save(token: string, entries: readonly OutboxEntry[]): void;
+}
+
+export interface ChatClientOptions {
+  readonly token: string;
+  readonly api: Pick<SessionApi, 'refresh'>;
+  readonly openSocket: OpenSocket;
+  readonly timers: Timers;
+  /** Math.random in the browser; fixed in tests so jitter is predictable. */
+  readonly random: () => number;
+  readonly newClientId: () => string;
+  /** A session the caller already holds (from POST /token): skips the first refresh. */
+  readonly initialSession?: SessionView;
+  readonly outbox?: OutboxStore;
+  readonly backoff?: BackoffOptions;
+  /** Silence after which the client pings; no frame within the timeout drops the socket. */
+  readonly heartbeatMs?: number;
+  readonly heartbeatTimeoutMs?: number;
+}
+
+const CLOSE_EXPIRED: (typeof CLOSE_UNAUTHENTICATED)['code'] = 1008;
+/** Codes of a rejected `message` frame; other frame-less errors do not concern a message. */
+const MESSAGE_REJECTIONS: ReadonlySet<string> = new Set<ErrorCode>([
+  'empty_message',
+  'message_too_long',
+  'too_many_pending',
+  'invalid_frame',
+  'unknown_frame_type',
+  'binary_frame',
+]);
+/** Delay before asking the history for the text of a turn sent from another tab. */
+const FILL_DELAY_MS = 1_000;
+
+export class ChatClient {
+  private snapshot: ChatSnapshot;
+  private readonly listeners = new Set<() => void>();
+  private readonly token: string;
+  private running = false;
+  private loaded = false;
+  private reloading = false;
+  /** Bumped by start/dispose so async work begun before cannot touch the state after. */
+  private generation = 0;
+  private socket: SocketConnection | undefined;
+  private ready = false;
+  /** clientIds sent on the current socket and not yet accepted or rejected, in send order. */
+  private inFlight: string[] = [];
+  private retryTimer: unknown;
+  private pingTimer: unknown;
+  private deadlineTimer: unknown;
+  private fillTimer: unknown;
+
+  constructor(private readonly options: ChatClientOptions) {
+    this.token = options.token;
+    this.snapshot = { phase: 'loading', connection: 'connecting', failures: 0, session: undefined, chat: EMPTY_STATE };
+    if (options.initialSession !== undefined) this.adoptSession(options.initialSession);
+  }
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  readonly getSnapshot = (): ChatSnapshot => this.snapshot;
+
+  /** Starts loading and connecting; safe to call again after dispose (React remounts). */
+  start(): void {
+    if (this.running || this.snapshot.phase === 'expired') return;
+    this.running = true;
+    this.generation += 1;
+    if (this.loaded) this.connect();
+    else void this.load();
+  }
+
+  dispose(): void {
+    this.running = false;
+    this.generation += 1;
+    this.clearTimers();
+    this.dropSocket(1000, 'Client closed');
+  }
+
+  /** Queues a message; it goes out now if connected, else after the next reconnect. */
+  send(text: string): boolean {
+    if (text.trim() === '' || this.snapshot.phase === 'expired') return false;
+    const clientId = this.options.newClientId();
+    this.setChat(addLocalMessage(this.snapshot.chat, clientId, text));
+    this.saveOutbox();
+    if (this.ready) this.transmit(clientId, text);
+    return true;
+  }
+
+  /** Stops the answer in progress (or the next one waiting); its partial text is kept. */
+  stop(): boolean {
+    const turn = stoppableTurn(this.snapshot.chat);
+    if (turn?.seq === undefined || !this.ready) return false;
+    this.sendFrame({ type: 'stop', seq: turn.seq });
+    this.setChat(markStopRequested(this.snapshot.chat, turn.seq));
+    return true;
+  }
+
+  /** Sends the text of a failed turn again as a new message. */
+  retry(key: string): boolean {
+    const turn = this.snapshot.chat.turns.find((candidate) => candidate.key === key);
+    if (turn === undefined || turn.status !== 'error') return false;
+    if (turn.rejected === true) {
+      // The server never stored a rejected message: replace it instead of leaving a stale copy.
+      this.setChat({ ...this.snapshot.chat, turns: this.snapshot.chat.turns.filter((candidate) => candidate !== turn) });
+    }
+    return this.send(turn.text);
+  }
+
+  /** Skips the backoff wait (the browser came back online, or the user asked). */
+  reconnectNow(): void {
+    if (!this.running || this.socket !== undefined) return;
+    this.options.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.loaded) this.connect();
+    else void this.load();
+  }
+
+  private async load(): Promise<void> {
+    const generation = this.generation;
+    this.setConnection(this.snapshot.failures > 0 ? 'reconnecting' : 'connecting');
+    let result;
+    try {
+      result = await this.options.api.refresh(this.token);
+    } catch {
+      if (generation === this.generation) this.scheduleRetry();
+      return;
+    }
+    if (generation !== this.generation) return;
+    if (result.kind === 'expired') return this.expire();
+    this.adoptSession(result.session);
+    this.connect();
+  }
+
+  /** Takes a history snapshot as the truth, then adds messages still waiting in the outbox. */
+  private adoptSession(session: SessionView): void {
+    let chat = replaceWithSession(this.snapshot.chat, session);
+    if (!this.loaded) {
+      for (const entry of this.options.outbox?.load(this.token) ?? []) {
+        if (!chat.turns.some((turn) => turn.clientId === entry.clientId)) chat = addLocalMessage(chat, entry.clientId, entry.text);
+      }
+    }
+    this.loaded = true;
+    this.update({ phase: 'ready', session: { token: session.token, name: session.name, sessionStart: session.session_start }, chat });
+  }
+
+  private connect(): void {
+    this.dropSocket(1000, 'Reconnecting');
+    this.setConnection(this.snapshot.failures > 0 ? 'reconnecting' : 'connecting');
+    // Each socket gets its own handlers; events of a socket that was replaced are ignored.
+    let socket: SocketConnection | undefined;
+    const isCurrent = () => socket !== undefined && this.socket === socket;
+    try {
+      socket = this.options.openSocket(this.token, {
+        onMessage: (data) => {
+          if (isCurrent()) this.onFrame(data);
+        },
+        onClose: (code) => {
+          if (isCurrent()) this.onClosed(code);
+        },
+      });
+    } catch {
+      this.scheduleRetry();
+      return;
+    }
+    this.socket = socket;
+    this.inFlight = [];
+    this.armDeadline();
+  }
+
+  private onFrame(data: unknown): void {
+    const frame = parseServerFrame(data);
+    if (frame === undefined) return;
+    this.heard();
+    if (isAnswerEvent(frame)) {
+      // While a reset reload runs, events are dropped: the resume after it sends them again.
+      if (!this.reloading) this.applyAnswerEvent(frame);
+      return;
+    }
+    this.onControlFrame(frame);
+  }
+
+  private onControlFrame(frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'ready':
+        this.onReady();
+        return;
+      case 'accepted':
+        this.inFlight = this.inFlight.filter((clientId) => clientId !== frame.clientId);
+        this.setChat(applyAccepted(this.snapshot.chat, frame));
+        this.saveOutbox();
+        return;
+      case 'error':
+        this.onRejected(frame.code, frame.message, (frame as { clientId?: unknown }).clientId);
+        return;
+      case 'reset':
+        void this.reload();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onReady(): void {
+    this.ready = true;
+    this.update({ connection: 'online', failures: 0 });
+    this.sendFrame({ type: 'resume', after: this.snapshot.chat.lastEventId });
+    // The same clientId is accepted once, so resending what may already be stored is safe.
+    for (const turn of this.snapshot.chat.turns) {
+      if (turn.status === 'sending' && turn.clientId !== undefined) this.transmit(turn.clientId, turn.text);
+    }
+  }
+
+  private applyAnswerEvent(frame: Parameters<typeof applyEvent>[1]): void {
+    this.setChat(applyEvent(this.snapshot.chat, frame));
+    if (this.fillTimer === undefined && this.snapshot.chat.turns.some((turn) => turn.textUnknown === true)) {
+      this.fillTimer = this.options.timers.setTimeout(() => void this.fillTexts(), FILL_DELAY_MS);
+    }
+  }
+
+  /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
+  private onRejected(code: string, message: string, clientIdField: unknown): void {
+    if (code === 'invalid_event_id') {
+      void this.reload();
+      return;
+    }
+    if (!MESSAGE_REJECTIONS.has(code)) return;
+    const clientId = typeof clientIdField === 'string' ? clientIdField : this.inFlight[0];
+    if (clientId === undefined) return;
+    this.inFlight = this.inFlight.filter((candidate) => candidate !== clientId);
+    this.setChat(applyRejection(this.snapshot.chat, clientId, { code, message }));
+    this.saveOutbox();
+  }
+
+  /** The server no longer holds the events we asked for: start over from a fresh snapshot. */
+  private async reload(): Promise<void> {
+    if (this.reloading) return;
+    this.reloading = true;
+    const generation = this.generation;
+    let result;
+    try {
+      result = await this.options.api.refresh(this.token);
+    } catch {
+      this.reloading = false;
+      // Reconnecting resumes again; if the events are still gone, the next reset retries this.
+      if (generation === this.generation) this.onClosed(1006);
+      return;
+    }
+    this.reloading = false;
+    if (generation !== this.generation) return;
+    if (result.kind === 'expired') return this.expire();
+    this.adoptSession(result.session);
+    this.saveOutbox();
+    if (this.ready) this.sendFrame({ type: 'resume', after: result.session.last_event_id });
+  }
+
+  private async fillTexts(): Promise<void> {
+    const generation = this.generation;
+    try {
+      const result = await this.options.api.refresh(this.token);
+      if (generation === this.generation && result.kind === 'ok') this.setChat(fillUnknownTexts(this.snapshot.chat, result.session));
+    } catch {
+      // Cosmetic only: the turn keeps its placeholder text.
+    } finally {
+      this.fillTimer = undefined;
+    }
+  }
+
+  private onClosed(code: number): void {
+    this.dropSocket(4000, 'Closed');
+    if (!this.running) return;
+    if (code === CLOSE_EXPIRED) return this.expire();
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    this.options.timers.clearTimeout(this.retryTimer);
+    const delay = backoffDelay(this.snapshot.failures, this.options.random, this.options.backoff ?? DEFAULT_BACKOFF);
+    this.update({ connection: 'reconnecting', failures: this.snapshot.failures + 1 });
+    this.retryTimer = this.options.timers.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.running) return;
+      if (this.loaded) this.connect();
+      else void this.load();
+    }, delay);
+  }
+
+  private expire(): void {
+    this.running = false;
+    this.clearTimers();
+    this.dropSocket(1000, 'Session expired');
+    this.options.outbox?.save(this.token, []);
+    this.update({ phase: 'expired' });
+  }
+
+  /** Any frame proves the connection alive: wait a full interval before the next ping. */
+  private heard(): void {
+    const { timers } = this.options;
+    timers.clearTimeout(this.deadlineTimer);
+    timers.clearTimeout(this.pingTimer);
+    this.deadlineTimer = undefined;
+    this.pingTimer = timers.setTimeout(() => {
+      this.sendFrame({ type: 'ping' });
+      this.armDeadline();
+    }, this.options.heartbeatMs ?? 25_000);
+  }
+
+  /** A socket that says nothing (no ready, no pong) is dead even if no close event came yet. */
+  private armDeadline(): void {
+    this.options.timers.clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = this.options.timers.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      if (this.socket !== undefined) this.onClosed(1006);
+    }, this.options.heartbeatTimeoutMs ?? 10_000);
+  }
+
+  private transmit(clientId: string, text: string): void {
+    this.inFlight.push(clientId);
+    this.sendFrame({ type: 'message', text, clientId });
+  }
+
+  private sendFrame(frame: ClientFrame): void {
+    try {
+      this.socket?.send(JSON.stringify(frame));
+    } catch {
+      // A socket that cannot send is closing; its close event triggers the reconnect.
+    }
+  }
+
+  private dropSocket(code: number, reason: string): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.ready = false;
+    this.inFlight = [];
+    const { timers } = this.options;
+    timers.clearTimeout(this.pingTimer);
+    timers.clearTimeout(this.deadlineTimer);
+    this.pingTimer = undefined;
+    this.deadlineTimer = undefined;
+    try {
+      socket?.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  private clearTimers(): void {
+    const { timers } = this.options;
+    for (const timer of [this.retryTimer, this.pingTimer, this.deadlineTimer, this.fillTimer]) timers.clearTimeout(timer);
+    this.retryTimer = this.pingTimer = this.deadlineTimer = this.fillTimer = undefined;
+  }
+
+  private saveOutbox(): void {
+    const entries = this.snapshot.chat.turns
+      .filter((turn) => turn.status === 'sending' && turn.clientId !== undefined)
+      .map((turn) => ({ clientId: turn.clientId ?? '', text: turn.text }));
+    this.options.outbox?.save(this.token, entries);
+  }
+
+  private setConnection(connection: ConnectionStatus): void {
+    if (this.snapshot.connection !== connection) this.update({ connection });
+  }
+
+  private setChat(chat: ChatState): void {
+    if (chat !== this.snapshot.chat) this.update({ chat });
+  }
+
+  private update(change: Partial<ChatSnapshot>): void {
+    this.snapshot = { ...this.snapshot, ...change };
+    for (const listener of this.listeners) listener();
+  }
+}
