@@ -76,6 +76,10 @@ export class ChatConnection implements LiveListener {
     this.cursor?.offer(event);
   }
 
+  onResync(): void {
+    this.cursor?.catchUp();
+  }
+
   onExpired(): void {
     this.ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
   }

@@ -37,7 +37,7 @@ export class EventCursor {
     this.enqueue(async () => {
       if (this.parked || compareEventIds(live.eventId, this.lastId) <= 0) return;
       if (live.prev === this.lastId) await this.deliver({ ...live.event, eventId: live.eventId });
-      else await this.catchUp();
+      else await this.readGap();
     });
   }
 
@@ -51,6 +51,11 @@ export class EventCursor {
     });
   }
 
+  /** Reads whatever came after the last delivered event (after a pub/sub outage). */
+  catchUp(): void {
+    this.enqueue(() => this.readGap());
+  }
+
   /** Resolves once everything queued so far has run (used by tests and shutdown). */
   idle(): Promise<void> {
     return this.chain;
@@ -60,7 +65,7 @@ export class EventCursor {
     this.chain = this.chain.then(step).catch((error: unknown) => this.sink.failed(error));
   }
 
-  private async catchUp(): Promise<void> {
+  private async readGap(): Promise<void> {
     for (;;) {
       const { events, complete } = await this.fetchAfter(this.lastId);
       if (!complete) {

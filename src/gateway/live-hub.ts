@@ -11,6 +11,8 @@ import type { Logger } from '../shared/logger.js';
 export interface LiveListener {
   onLive(event: LiveEvent): void;
   onExpired(): void;
+  /** Pub/sub messages may have been missed (the subscriber reconnected): re-read from the stream. */
+  onResync(): void;
 }
 
 export class LiveHub {
@@ -28,6 +30,12 @@ export class LiveHub {
       this.sweepExpired().catch((error: unknown) => this.logger.warn({ err: error }, 'session sweep failed'));
     }, sweepIntervalMs);
     this.sweepTimer.unref();
+    // node-redis re-subscribes by itself after a reconnect, but what was published meanwhile is gone.
+    let connectedBefore = subscriber.isReady;
+    subscriber.on('ready', () => {
+      if (connectedBefore) this.resyncAll();
+      connectedBefore = true;
+    });
   }
 
   get sessionCount(): number {
@@ -53,6 +61,11 @@ export class LiveHub {
 
   close(): void {
     clearInterval(this.sweepTimer);
+  }
+
+  private resyncAll(): void {
+    this.logger.info({ sessions: this.listeners.size }, 'pub/sub reconnected; catching sockets up from the event streams');
+    for (const set of this.listeners.values()) for (const listener of set) listener.onResync();
   }
 
   private fanOut(token: string, message: string): void {

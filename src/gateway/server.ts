@@ -14,7 +14,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
 import { globalKeys, isValidToken } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/protocol.js';
-import { connectRedis, createRedisClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
 import type { Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
@@ -40,10 +40,13 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
   });
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    if (typeof body !== 'string' || body.trim() === '') return done(null, undefined);
+  // JSON is UTF-8 (RFC 8259): invalid bytes are refused rather than turned into U+FFFD, so a
+  // name is stored as given or not at all.
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, raw, done) => {
     try {
-      done(null, JSON.parse(body) as unknown);
+      const body = utf8.decode(raw as Buffer);
+      done(null, body.trim() === '' ? undefined : (JSON.parse(body) as unknown));
     } catch {
       done(Object.assign(new Error('The request body is not valid JSON'), { statusCode: 400 }), undefined);
     }
@@ -127,7 +130,7 @@ function routeUpgrades(app: FastifyInstance, wss: WebSocketServer, deps: ChatDep
 
 export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
-  const subscriber = await connectRedis(redis.duplicate(), config.redis);
+  const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
   const keys = globalKeys(config.keyPrefix);
   const metrics = new GatewayMetrics();
   const store = new SessionStore(redis, {

@@ -68,7 +68,10 @@ export class AnswerStore {
     };
   }
 
-  /** Appends a batch of text; reports whether the user has asked to stop this turn. */
+  /**
+   * Appends a batch of text; reports whether the user has asked to stop this turn. "lost" also
+   * covers a session that expired meanwhile: either way this worker must stop writing to it.
+   */
   async appendDelta(token: string, owner: string, turn: number, text: string): Promise<{ status: 'ok' | 'lost'; cancelled: boolean }> {
     const event: AnswerEvent = { type: 'delta', seq: turn, text };
     const reply = await this.run(appendDelta, token, [owner, String(turn), JSON.stringify(event)]);

@@ -27,16 +27,30 @@ export function createRedisClient(config: RedisConfig, logger?: RedisLogger) {
       ...(config.tls && !config.url.startsWith('rediss://') ? { tls: true as const } : {}),
     },
   });
+  reportErrors(client, logger);
+  return client;
+}
+
+/**
+ * Without an 'error' listener a dropped connection is an unhandled error event and the client
+ * stops reconnecting. node-redis reports every failed attempt; one line per few seconds is enough.
+ */
+function reportErrors(client: { on(event: 'error', listener: (error: unknown) => void): unknown }, logger?: RedisLogger): void {
   let lastReport = 0;
   client.on('error', (error: unknown) => {
-    // node-redis reports every failed reconnect attempt; once per few seconds is enough to see it.
     const now = Date.now();
     if (now - lastReport > 5000) {
       lastReport = now;
       logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'redis connection problem');
     }
   });
-  return client;
+}
+
+/** A second connection with the same settings (for blocking reads or pub/sub), errors reported. */
+export function duplicateClient(client: RedisClient, logger?: RedisLogger): RedisClient {
+  const copy = client.duplicate();
+  reportErrors(copy, logger);
+  return copy;
 }
 
 /** Connects and fails with a message that names where we tried to connect (without secrets). */

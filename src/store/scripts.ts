@@ -105,7 +105,8 @@ return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAG
 
 /**
  * Asks the worker answering a turn to stop.  ARGV[4] turn or "" (= the one in progress)
- * ARGV[5] cancel key TTL (ms)  ARGV[6] global cancel channel  ARGV[7] token
+ * ARGV[5] cancel key TTL (ms; capped at the session TTL, so no key outlives its session)
+ * ARGV[6] global cancel channel  ARGV[7] token
  * Returns {"ok", turn} | {"none"} (nothing to stop) | {"expired"}.
  */
 export const requestStop = script(
@@ -116,7 +117,7 @@ local answered = counter('answered')
 local turn = answered + 1
 if ARGV[4] ~= '' then turn = tonumber(ARGV[4]) end
 if turn <= answered or turn > counter('seq') then return {'none'} end
-redis.call('SET', K_CANCEL, turn, 'PX', ARGV[5])
+redis.call('SET', K_CANCEL, turn, 'PX', math.min(tonumber(ARGV[5]), tonumber(TTL_MS)))
 redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. turn)
 return {'ok', turn}
 `,
@@ -148,16 +149,21 @@ return {'ok', turn, attempt, cancelled, redis.call('LRANGE', K_MESSAGES, 0, -1)}
 );
 
 /**
- * Worker: appends a batch of answer text.  ARGV[4] lease owner  ARGV[5] turn  ARGV[6] event JSON
- * Returns {"ok", event id, cancelled 0|1} | {"lost"}.
+ * Worker: appends a batch of answer text and renews the session (an answer being written is
+ * activity). A session that expired meanwhile is left gone: writing to it would re-create its hash
+ * and event stream without a TTL, and the commit would then land in that nameless ghost session.
+ * ARGV[4] lease owner  ARGV[5] turn  ARGV[6] event JSON
+ * Returns {"ok", event id, cancelled 0|1} | {"lost"} | {"expired"}.
  */
 export const appendDelta = script(
   'appendDelta',
   `
 if redis.call('GET', K_LEASE) ~= ARGV[4] then return {'lost'} end
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
 local id = emit(ARGV[6])
 local cancelled = 0
 if redis.call('GET', K_CANCEL) == ARGV[5] then cancelled = 1 end
+touch()
 return {'ok', id, cancelled}
 `,
 );

@@ -42,8 +42,21 @@ const touchReply = z.tuple([z.literal('ok'), z.string(), z.number(), z.number(),
 const readReply = z.tuple([z.literal('ok'), z.string(), z.string(), z.string(), z.array(z.string()), z.array(z.string())]);
 const stopReply = z.tuple([z.literal('ok'), z.number()]);
 
+/**
+ * Parses a record Parley stored in Redis. A malformed one (corruption, a hand edit, a newer
+ * version's format) fails loudly with an error that says so, never echoing the stored text, which
+ * may be a user's message, into the logs.
+ */
 export function parseJsonWith<T>(schema: z.ZodType<T>, text: string): T {
-  return schema.parse(JSON.parse(text));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`Malformed record in Redis: not valid JSON (${text.length} characters)`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new Error(`Malformed record in Redis: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 /** Orders history by turn: each human message, then its answer (commit order differs when queued). */
@@ -141,9 +154,17 @@ export class SessionStore {
     ]);
     const events = (entries ?? []).map((entry) => ({ ...parseJsonWith(answerEventSchema, entry.message.e ?? ''), eventId: entry.id }));
     // Events trimmed off the capped stream cannot be told apart from events never written, so
-    // only an oldest retained event at or before afterId proves nothing is missing.
-    const oldest = first?.[0]?.id;
-    const complete = oldest === undefined || compareEventIds(oldest, afterId) <= 0;
+    // only an oldest retained event at or before afterId proves nothing is missing. From the very
+    // beginning ("0") nothing is missing only while the session's first event ever is retained:
+    // startTurn writes it, the start of attempt 1 of turn 1, before any other event.
+    let complete: boolean;
+    if (afterId === '0') {
+      const oldest = events[0];
+      complete = oldest === undefined || (oldest.type === 'start' && oldest.seq === 1 && oldest.attempt === 1);
+    } else {
+      const oldest = first?.[0]?.id;
+      complete = oldest === undefined || compareEventIds(oldest, afterId) <= 0;
+    }
     return { events, complete };
   }
 

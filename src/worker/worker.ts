@@ -11,7 +11,7 @@ import { globalKeys } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
 import { AnswerStore } from '../store/answer-store.js';
 import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
-import { connectRedis, createRedisClient, type RedisClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { FailingProvider } from './failing-provider.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
@@ -204,8 +204,8 @@ class Worker {
 export async function startWorker(config: Config, provider: ModelProvider, logger: Logger): Promise<WorkerHandle> {
   const model = await prepareProvider(provider, logger);
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
-  const reader = await connectRedis(redis.duplicate(), config.redis);
-  const subscriber = await connectRedis(redis.duplicate(), config.redis);
+  const reader = await connectRedis(duplicateClient(redis, logger), config.redis);
+  const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
   const worker = new Worker(config, model, logger, redis, reader, subscriber);
   await worker.start();
   return { consumer: worker.consumer, stop: () => worker.stop() };

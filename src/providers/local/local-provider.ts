@@ -109,6 +109,7 @@ export class LocalLlamaProvider implements ModelProvider {
         this.startError = undefined;
       },
       (error: unknown) => {
+        logSinks.delete(this.logger);
         this.startError = toModelError(error, 'load');
         this.starting = undefined;
         throw this.startError;
@@ -183,6 +184,7 @@ export class LocalLlamaProvider implements ModelProvider {
         { cause: error },
       );
     });
+    // LLM_THREADS=0 means "pick for me", as it does in llama.cpp.
     const threads = this.config.threads === undefined || this.config.threads === 0 ? defaultThreads(availableParallelism()) : this.config.threads;
     // Beyond the size it was trained on a model produces garbage; a smaller context is the honest choice.
     const contextSize = Math.min(this.config.contextSize, model.trainContextSize);
@@ -235,36 +237,44 @@ export class LocalLlamaProvider implements ModelProvider {
     };
     signal.addEventListener('abort', onAbort, { once: true });
     const session = new LlamaChatSession({ contextSequence: sequence, chatWrapper: loaded.chatWrapper, contextShift: { size: contextShiftSize(loaded) } });
-    let failure: ModelError | undefined;
     const run = (async () => {
-      session.setChatHistory(history);
-      await session.prompt(prompt, {
-        onTextChunk: (text) => chunks.push(text),
-        signal,
-        stopOnAbortSignal: true,
-        maxTokens,
-        temperature: this.config.temperature,
-        topP: this.config.topP,
-        customStopTriggers: this.config.stop.length === 0 ? undefined : [...this.config.stop],
-      });
-    })()
-      .catch((error: unknown) => {
+      let failure: ModelError | undefined;
+      try {
+        session.setChatHistory(history);
+        await session.prompt(prompt, {
+          onTextChunk: (text) => chunks.push(text),
+          signal,
+          stopOnAbortSignal: true,
+          maxTokens,
+          temperature: this.config.temperature,
+          topP: this.config.topP,
+          customStopTriggers: this.config.stop.length === 0 ? undefined : [...this.config.stop],
+        });
+      } catch (error) {
         failure = toModelError(error, 'generate');
         if (!signal.aborted) this.logger.error({ err: error }, 'local generation failed');
-      })
-      .finally(async () => {
-        signal.removeEventListener('abort', onAbort);
-        session.dispose();
-        // After a failure the cache's state is unknown; an empty one is always right.
-        if (failure !== undefined) await sequence.clearHistory().catch(() => undefined);
-        loaded.pool.release(sequence);
-        // Only now: a caller that starts its next request on hearing "done" finds the sequence free.
-        if (failure === undefined || signal.aborted) chunks.end();
-        else chunks.fail(failure);
-      });
+      }
+      signal.removeEventListener('abort', onAbort);
+      await this.returnSequence(loaded, sequence, session, failure !== undefined);
+      // Only now: a caller that starts its next request on hearing "done" finds the sequence free.
+      if (failure === undefined || signal.aborted) chunks.end();
+      else chunks.fail(failure);
+    })();
     this.running.add(run);
     void run.finally(() => this.running.delete(run));
     return { chunks, stop: () => stopper.abort() };
+  }
+
+  private async returnSequence(loaded: Loaded, sequence: LlamaContextSequence, session: LlamaChatSession, failed: boolean): Promise<void> {
+    try {
+      session.dispose();
+      // After a failure the cache's state is unknown; an empty one is always right.
+      if (failed) await sequence.clearHistory();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'could not reset a sequence after a failure');
+    } finally {
+      loaded.pool.release(sequence);
+    }
   }
 
   /** Tokens the answer may use; throws model_context_overflow when the prompt leaves too few. */
@@ -274,10 +284,11 @@ export class LocalLlamaProvider implements ModelProvider {
     });
     const promptTokens = contextText.tokenize(loaded.model.tokenizer).length;
     const contextSize = loaded.context.contextSize;
-    // node-llama-cpp starts cutting the conversation when the prompt does not fit with one
-    // context-shift of room to spare, and shifts when generation reaches contextSize - 1.
-    const room = Math.min(contextSize - contextShiftSize(loaded), contextSize - 1) - promptTokens;
-    if (room < MIN_ANSWER_TOKENS) {
+    // node-llama-cpp starts cutting the conversation when the prompt leaves less than one context
+    // shift free, and shifts (failing, when only the answer could go) once generation reaches
+    // contextSize - 1; its maxTokens check comes first, so an answer of exactly `room` never shifts.
+    const room = contextSize - 1 - promptTokens;
+    if (promptTokens > contextSize - contextShiftSize(loaded) || room < MIN_ANSWER_TOKENS) {
       throw new ModelError(
         ErrorCodes.modelContextOverflow,
         `The conversation needs ${promptTokens} tokens but the model's context holds ${contextSize} (with room for an answer). ` +

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -6,6 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { ErrorCodes, ModelError } from '../../../src/contracts/errors.js';
 import { modelFileLocation, parseModelUri, resolveModelFile, type ModelFileConfig } from '../../../src/providers/local/model-files.js';
@@ -216,6 +219,25 @@ describe('model files', () => {
     const result = await resolveModelFile(config(), { hfEndpoint: endpoint, download: fast });
     assert.equal(result.origin, 'downloaded');
     assert.equal(existsSync(`${path}.lock`), false);
+  });
+
+  it('npm run model:pull shows progress on stderr, prints the path and exits non-zero on failure', async () => {
+    const pull = fileURLToPath(new URL('../../../src/providers/local/pull.ts', import.meta.url));
+    const run = (env: Record<string, string>) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', pull], {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+        env: { ...process.env, LLM_MODEL_PATH: '', LLM_MODEL_URI: URI, LLM_MODEL_SHA256: SHA256, MODELS_DIR: modelsDir, HF_ENDPOINT: endpoint, ...env },
+      });
+    const { stdout, stderr } = await run({});
+    assert.equal(stdout, `${modelFileLocation(config(), endpoint)}\n`);
+    assert.match(stderr, /\[#{30}\] 100\.0% {2}3\.1\/3\.1 MB {2}[\d.]+ MB\/s/);
+    assert.match(stderr, new RegExp(`sha256 ${SHA256}`));
+
+    await assert.rejects(run({ LLM_MODEL_URI: 'hf:test-owner/test-repo/missing.gguf' }), (error: { code?: number; stderr?: string }) => {
+      assert.equal(error.code, 1);
+      assert.match(error.stderr ?? '', /HTTP 404/);
+      return true;
+    });
   });
 
   it('uses LLM_MODEL_PATH when set, and explains a missing file', async () => {

@@ -50,7 +50,7 @@ md.renderer.rules.image = (tokens, index) => {
   const token = tokens[index];
   if (token === undefined) return '';
   const alt = token.content.trim() === '' ? 'image' : token.content;
-  const src = token.attrGet('src') ?? '';
+  const src = String(token.attrGet('src') ?? '');
   if (!isSafeUrl(src)) return escapeHtml(alt);
   return `<a href="${escapeHtml(src)}" target="_blank" rel="noopener noreferrer">${escapeHtml(alt)}</a>`;
 };

@@ -1,0 +1,565 @@
+/**
+ * The exactly-once guarantees of the session scripts, against the real Redis: leases, the
+ * compare-and-set commit, takeover after lease expiry, stop requests, TTLs, hash tags, the capped
+ * event stream and history order. Every test works under a random key prefix of its own.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, afterEach, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sessionKeys } from '../../src/contracts/keys.js';
+import type { MessageRecord } from '../../src/contracts/protocol.js';
+import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
+import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
+import { orderByTurn, SessionStore } from '../../src/store/session-store.js';
+import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
+
+let redis: RedisClient;
+const prefixes: string[] = [];
+
+before(async () => {
+  redis = createRedisClient({ url: TEST_REDIS_URL, username: undefined, password: undefined, tls: false, cluster: false, isDefault: false });
+  await redis.connect();
+});
+afterEach(async () => {
+  for (const prefix of prefixes.splice(0)) await deleteKeys(prefix);
+});
+after(() => {
+  redis.destroy();
+});
+
+interface Setup {
+  readonly prefix: string;
+  readonly sessions: SessionStore;
+  readonly answers: AnswerStore;
+  readonly cancelChannel: string;
+}
+
+interface SetupOptions {
+  readonly leaseMs?: number;
+  readonly sessionTtlSeconds?: number;
+  readonly eventsMaxLen?: number;
+  readonly maxPendingPerSession?: number;
+}
+
+function setup(options: SetupOptions = {}): Setup {
+  const prefix = randomPrefix();
+  prefixes.push(prefix);
+  const common = { prefix, sessionTtlSeconds: options.sessionTtlSeconds ?? 3600, eventsMaxLen: options.eventsMaxLen ?? 2000 };
+  return {
+    prefix,
+    sessions: new SessionStore(redis, { ...common, maxPendingPerSession: options.maxPendingPerSession ?? 20 }),
+    answers: new AnswerStore(redis, { ...common, leaseMs: options.leaseMs ?? 10_000 }),
+    cancelChannel: `${prefix}cancel`,
+  };
+}
+
+const answer = (text: string): TurnOutcome => ({ kind: 'answer', text, stopped: false });
+
+/** A session with the given human messages accepted. */
+async function sessionWith(s: Setup, ...texts: string[]): Promise<string> {
+  const { token } = await s.sessions.create('Ada');
+  for (const text of texts) {
+    const accepted = await s.sessions.accept(token, text);
+    assert.equal(accepted.status, 'accepted');
+  }
+  return token;
+}
+
+async function history(s: Setup, token: string): Promise<Array<[string, number, string]>> {
+  const view = await s.sessions.read(token);
+  assert.ok(view, 'the session exists');
+  return view.messages.map((message) => [message.source, message.seq, message.msg]);
+}
+
+async function startOk(s: Setup, token: string, owner: string): Promise<{ turn: number; attempt: number; cancelled: boolean }> {
+  const start = await s.answers.startTurn(token, owner);
+  assert.equal(start.status, 'ok');
+  if (start.status !== 'ok') throw new Error('unreachable');
+  return { turn: start.turn, attempt: start.attempt, cancelled: start.cancelled };
+}
+
+test('two owners race for a lease: exactly one gets it, every time', async () => {
+  const s = setup();
+  for (let round = 0; round < 20; round += 1) {
+    const token = await sessionWith(s, `message ${round}`);
+    const results = await Promise.all([s.answers.acquireLease(token, 'worker-a'), s.answers.acquireLease(token, 'worker-b')]);
+    assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${JSON.stringify(results)}`);
+    const holder = await redis.get(sessionKeys(s.prefix, token).lease);
+    assert.equal(holder, results[0] === true ? 'worker-a' : 'worker-b');
+  }
+});
+
+test('a worker without the lease can neither start, append nor commit', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'hello');
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  assert.equal(await s.answers.acquireLease(token, 'b'), false);
+  const { turn } = await startOk(s, token, 'a');
+
+  assert.deepEqual(await s.answers.startTurn(token, 'b'), { status: 'lost' });
+  assert.deepEqual(await s.answers.appendDelta(token, 'b', turn, 'intruder'), { status: 'lost', cancelled: false });
+  assert.equal(await s.answers.finishTurn(token, 'b', turn, answer('from b'), ''), 'lost');
+  assert.deepEqual(await history(s, token), [['human', 1, 'hello']]);
+
+  // Both race to commit at the same moment: only the owner wins.
+  const [fromA, fromB] = await Promise.all([
+    s.answers.finishTurn(token, 'a', turn, answer('from a'), ''),
+    s.answers.finishTurn(token, 'b', turn, answer('from b'), ''),
+  ]);
+  assert.deepEqual([fromA, fromB], ['ok', 'lost']);
+  assert.deepEqual(await history(s, token), [
+    ['human', 1, 'hello'],
+    ['bot', 1, 'from a'],
+  ]);
+  const events = await s.sessions.eventsAfter(token, '0');
+  assert.equal(events.events.filter((event) => event.type === 'delta' && event.text === 'intruder').length, 0);
+});
+
+test('lease expiry: B takes over and commits; A, revived late, cannot append or commit', async () => {
+  const s = setup({ leaseMs: 150 });
+  const token = await sessionWith(s, 'question');
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  const first = await startOk(s, token, 'a');
+  assert.deepEqual(first, { turn: 1, attempt: 1, cancelled: false });
+  assert.equal((await s.answers.appendDelta(token, 'a', 1, 'partial from a ')).status, 'ok');
+
+  await sleep(250); // A stalls (GC pause, network partition) past its lease.
+  assert.equal(await s.answers.acquireLease(token, 'b'), true);
+  assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 2, cancelled: false });
+  assert.equal((await s.answers.appendDelta(token, 'b', 1, 'answer ')).status, 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('answer from b'), 'from b'), 'ok');
+
+  // A wakes up and carries on as if nothing happened.
+  assert.deepEqual(await s.answers.appendDelta(token, 'a', 1, 'late text'), { status: 'lost', cancelled: false });
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('answer from a'), ''), 'lost');
+
+  const view = await s.sessions.read(token);
+  assert.ok(view);
+  const bots = view.messages.filter((message) => message.source === 'bot');
+  assert.equal(bots.length, 1);
+  assert.equal(bots[0]?.msg, 'answer from b');
+  assert.equal(bots[0]?.status, 'done');
+
+  const { events } = await s.sessions.eventsAfter(token, '0');
+  assert.deepEqual(
+    events.map((event) => (event.type === 'delta' ? `delta:${event.text}` : event.type === 'start' ? `start:${event.attempt}` : event.type)),
+    ['start:1', 'delta:partial from a ', 'start:2', 'delta:answer ', 'delta:from b', 'done'],
+  );
+  const done = events.at(-1);
+  assert.ok(done?.type === 'done');
+  assert.equal(done.id, bots[0]?.id);
+  assert.equal(view.last_event_id, done.eventId);
+});
+
+test('a lease that expired with nobody taking over still stops the old owner', async () => {
+  const s = setup({ leaseMs: 100 });
+  const token = await sessionWith(s, 'question');
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  await startOk(s, token, 'a');
+  await sleep(200);
+  assert.equal(await s.answers.renewLease(token, 'a'), false);
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('late'), ''), 'lost');
+  assert.deepEqual(await history(s, token), [['human', 1, 'question']]);
+});
+
+test('renewLease keeps the lease alive past its original lifetime; releaseLease gives it back', async () => {
+  const s = setup({ leaseMs: 200 });
+  const token = await sessionWith(s, 'question');
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  for (let i = 0; i < 4; i += 1) {
+    await sleep(100);
+    assert.equal(await s.answers.renewLease(token, 'a'), true);
+  }
+  assert.equal(await s.answers.acquireLease(token, 'b'), false);
+  assert.equal(await s.answers.renewLease(token, 'b'), false);
+  await s.answers.releaseLease(token, 'b'); // not the owner: no effect
+  assert.equal(await s.answers.acquireLease(token, 'b'), false);
+  await s.answers.releaseLease(token, 'a');
+  await sleep(20);
+  assert.equal(await s.answers.acquireLease(token, 'b'), true);
+});
+
+test('the owner committing the same turn twice: the second commit is stale and changes nothing', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'one');
+  await s.answers.acquireLease(token, 'a');
+  const { turn } = await startOk(s, token, 'a');
+  assert.equal(await s.answers.finishTurn(token, 'a', turn, answer('first'), ''), 'ok');
+  const eventsBefore = (await s.sessions.eventsAfter(token, '0')).events.length;
+  assert.equal(await s.answers.finishTurn(token, 'a', turn, answer('second'), 'extra'), 'stale');
+  assert.deepEqual(await history(s, token), [
+    ['human', 1, 'one'],
+    ['bot', 1, 'first'],
+  ]);
+  assert.equal((await s.sessions.eventsAfter(token, '0')).events.length, eventsBefore);
+
+  // Concurrent double commit of the next turn by the owner: one ok, one stale.
+  await s.sessions.accept(token, 'two');
+  const next = await startOk(s, token, 'a');
+  const results = await Promise.all([
+    s.answers.finishTurn(token, 'a', next.turn, answer('x'), ''),
+    s.answers.finishTurn(token, 'a', next.turn, answer('y'), ''),
+  ]);
+  assert.deepEqual([...results].sort(), ['ok', 'stale']);
+  assert.equal((await history(s, token)).filter(([source]) => source === 'bot').length, 2);
+  // A commit for a turn that is not the next one (skipping ahead) is refused too.
+  assert.equal(await s.answers.finishTurn(token, 'a', 5, answer('future'), ''), 'stale');
+});
+
+test('startTurn with nothing unanswered reports idle and releases the lease in the same step', async () => {
+  const s = setup();
+  const token = await sessionWith(s);
+  const leaseKey = sessionKeys(s.prefix, token).lease;
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  assert.deepEqual(await s.answers.startTurn(token, 'a'), { status: 'idle' });
+  assert.equal(await redis.exists(leaseKey), 0);
+
+  await s.sessions.accept(token, 'now there is work');
+  assert.equal(await s.answers.acquireLease(token, 'b'), true);
+  assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 1, cancelled: false });
+  assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('done'), ''), 'ok');
+  // After the last turn, the drain loop's next startTurn is idle and lets go.
+  assert.deepEqual(await s.answers.startTurn(token, 'b'), { status: 'idle' });
+  assert.equal(await redis.exists(leaseKey), 0);
+  // The former owner, now without lease, is told so.
+  assert.deepEqual(await s.answers.startTurn(token, 'a'), { status: 'lost' });
+});
+
+test('the attempt counter counts restarts of the same turn and starts over for the next turn', async () => {
+  const s = setup({ leaseMs: 80 });
+  const token = await sessionWith(s, 'one', 'two');
+  const attempts: number[] = [];
+  for (const owner of ['a', 'b', 'c']) {
+    assert.equal(await s.answers.acquireLease(token, owner), true);
+    const start = await startOk(s, token, owner);
+    assert.equal(start.turn, 1);
+    attempts.push(start.attempt);
+    if (owner !== 'c') await sleep(150);
+  }
+  assert.deepEqual(attempts, [1, 2, 3]);
+  assert.equal(await s.answers.finishTurn(token, 'c', 1, answer('finally'), ''), 'ok');
+  assert.deepEqual(await startOk(s, token, 'c'), { turn: 2, attempt: 1, cancelled: false });
+  const starts = (await s.sessions.eventsAfter(token, '0')).events.flatMap((event) => (event.type === 'start' ? [[event.seq, event.attempt]] : []));
+  assert.deepEqual(starts, [
+    [1, 1],
+    [1, 2],
+    [1, 3],
+    [2, 1],
+  ]);
+});
+
+test('stop: the turn in progress sees the request; answered and unknown turns cannot be stopped', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'one', 'two');
+  const subscriber = redis.duplicate();
+  await subscriber.connect();
+  const published: string[] = [];
+  try {
+    await subscriber.subscribe(s.cancelChannel, (message) => published.push(message));
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel, 5), null, 'beyond the last accepted turn');
+
+    await s.answers.acquireLease(token, 'a');
+    await startOk(s, token, 'a');
+    assert.deepEqual(await s.answers.appendDelta(token, 'a', 1, 'some '), { status: 'ok', cancelled: false });
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel), 1, 'default: the turn in progress');
+    assert.deepEqual(await s.answers.appendDelta(token, 'a', 1, 'more'), { status: 'ok', cancelled: true });
+    assert.equal(await s.answers.finishTurn(token, 'a', 1, { kind: 'answer', text: 'some more', stopped: true }, ''), 'ok');
+    assert.equal(await redis.exists(sessionKeys(s.prefix, token).cancel), 0, 'the commit clears the stop request');
+
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel, 1), null, 'already answered');
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel, 3), null, 'never accepted');
+
+    // A queued turn may be stopped before it starts: it then starts as cancelled.
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel, 2), 2);
+    assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: true });
+    assert.equal(await s.answers.finishTurn(token, 'a', 2, { kind: 'answer', text: '', stopped: true }, ''), 'ok');
+    assert.equal(await s.sessions.requestStop(token, s.cancelChannel), null, 'nothing in progress');
+
+    const view = await s.sessions.read(token);
+    assert.deepEqual(
+      view?.messages.map((message) => [message.source, message.seq, message.msg, message.status]),
+      [
+        ['human', 1, 'one', undefined],
+        ['bot', 1, 'some more', 'stopped'],
+        ['human', 2, 'two', undefined],
+        ['bot', 2, '', 'stopped'],
+      ],
+    );
+    const deadline = Date.now() + 2000;
+    while (published.length < 2 && Date.now() < deadline) await sleep(10);
+    assert.deepEqual(published, [`${token} 1`, `${token} 2`]);
+  } finally {
+    subscriber.destroy();
+  }
+});
+
+test('an errored turn is kept as an error on its message, and the next turn proceeds', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'one', 'two');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_unavailable', message: 'The model is loading.' }, ''), 'ok');
+  assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: false });
+  assert.equal(await s.answers.finishTurn(token, 'a', 2, answer('fine now'), ''), 'ok');
+  const view = await s.sessions.read(token);
+  assert.ok(view);
+  assert.deepEqual(view.messages[0]?.error, { code: 'model_unavailable', message: 'The model is loading.' });
+  assert.deepEqual(
+    view.messages.map((message) => [message.source, message.seq, message.msg]),
+    [
+      ['human', 1, 'one'],
+      ['human', 2, 'two'],
+      ['bot', 2, 'fine now'],
+    ],
+  );
+  const terminal = (await s.sessions.eventsAfter(token, '0')).events.filter((event) => event.type === 'error');
+  assert.deepEqual(
+    terminal.map((event) => (event.type === 'error' ? [event.seq, event.code] : [])),
+    [[1, 'model_unavailable']],
+  );
+});
+
+test('a resent message (same clientId) is accepted once; a full session is busy', async () => {
+  const s = setup({ maxPendingPerSession: 2 });
+  const token = await sessionWith(s);
+  const first = await s.sessions.accept(token, 'hi', 'client-1');
+  const again = await s.sessions.accept(token, 'hi', 'client-1');
+  if (first.status !== 'accepted' || again.status !== 'duplicate') throw new Error(`got ${first.status}, ${again.status}`);
+  assert.deepEqual(again.record, first.record);
+  assert.equal(first.record.seq, 1);
+  assert.equal((await s.sessions.accept(token, 'second')).status, 'accepted');
+  assert.deepEqual(await s.sessions.accept(token, 'third'), { status: 'busy' });
+  assert.deepEqual(await history(s, token), [
+    ['human', 1, 'hi'],
+    ['human', 2, 'second'],
+  ]);
+  assert.deepEqual(await s.sessions.accept(randomUUID(), 'nobody'), { status: 'expired' });
+});
+
+/** Every key under the prefix, with its PTTL. */
+async function keysWithTtl(prefix: string): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    for (const key of keys) result.set(key, await redis.pTTL(key));
+  }
+  return result;
+}
+
+async function assertAllKeysExpireWithin(prefix: string, token: string, ttlMs: number, when: string): Promise<void> {
+  const keys = await keysWithTtl(prefix);
+  assert.ok(keys.size > 0, `${when}: keys exist`);
+  for (const [key, pttl] of keys) {
+    assert.ok(key.includes(`{${token}}`), `${when}: ${key} carries the hash tag {${token}}`);
+    assert.ok(pttl > 0 && pttl <= ttlMs, `${when}: ${key} has PTTL ${pttl}, expected within (0, ${ttlMs}]`);
+  }
+}
+
+test('every key of a session carries its hash tag and expires within the session lifetime, at every step', async () => {
+  const ttlSeconds = 30;
+  const ttlMs = ttlSeconds * 1000;
+  const s = setup({ sessionTtlSeconds: ttlSeconds });
+  const { token } = await s.sessions.create('Ada');
+  const keys = sessionKeys(s.prefix, token);
+  await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after create');
+
+  await s.sessions.accept(token, 'one', 'client-1');
+  await s.sessions.accept(token, 'two', 'client-2');
+  await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after accept');
+
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after start');
+
+  await s.answers.appendDelta(token, 'a', 1, 'partial');
+  await s.sessions.requestStop(token, s.cancelChannel);
+  await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after append and stop');
+
+  await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_failed', message: 'broken' }, '');
+  await startOk(s, token, 'a');
+  await s.answers.finishTurn(token, 'a', 2, answer('an answer'), 'an answer');
+  await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after finish');
+
+  for (const key of [keys.session, keys.messages, keys.events, keys.dedupe, keys.errors]) {
+    assert.equal(await redis.exists(key), 1, `${key} exists`);
+  }
+
+  // Reading renews: TTLs go back up to the full lifetime.
+  await redis.pExpire(keys.session, 5000);
+  await s.sessions.read(token);
+  assert.ok((await redis.pTTL(keys.session)) > 5000);
+});
+
+test('a session that expires while its answer is being written is not brought back to life', async () => {
+  const s = setup({ sessionTtlSeconds: 0.3, leaseMs: 10_000 });
+  const token = await sessionWith(s, 'question');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  await sleep(450); // the session's keys expire; the worker still holds its lease
+  assert.equal(await s.sessions.read(token), null);
+
+  const append = await s.answers.appendDelta(token, 'a', 1, 'late text');
+  assert.equal(append.status, 'lost');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('late text'), ''), 'expired');
+  assert.equal(await s.sessions.read(token), null, 'the session stays gone');
+  for (const [key, pttl] of await keysWithTtl(s.prefix)) {
+    assert.ok(pttl > 0, `${key} must not be left without a TTL (PTTL ${pttl})`);
+  }
+});
+
+test('a session whose answer keeps streaming stays alive past its lifetime', async () => {
+  const s = setup({ sessionTtlSeconds: 0.4, leaseMs: 10_000 });
+  const token = await sessionWith(s, 'tell me a long story');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  for (let i = 0; i < 8; i += 1) {
+    await sleep(100);
+    assert.equal((await s.answers.appendDelta(token, 'a', 1, `part ${i} `)).status, 'ok');
+  }
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('the whole story'), ''), 'ok');
+  assert.deepEqual(await history(s, token), [
+    ['human', 1, 'tell me a long story'],
+    ['bot', 1, 'the whole story'],
+  ]);
+});
+
+test('the event stream is capped: 1000 deltas keep it near its maximum length, and old ids report incomplete', async () => {
+  const s = setup({ eventsMaxLen: 100 });
+  const token = await sessionWith(s, 'talk a lot');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  const earlyIds: string[] = [];
+  for (let i = 0; i < 1000; i += 1) {
+    await s.answers.appendDelta(token, 'a', 1, `${i} `);
+    if (i === 4) earlyIds.push(...(await s.sessions.eventsAfter(token, '0')).events.map((event) => event.eventId));
+  }
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('long'), ''), 'ok');
+  const length = await redis.xLen(sessionKeys(s.prefix, token).events);
+  assert.ok(length >= 100 && length <= 250, `XLEN ${length} stays near the cap of 100`);
+
+  const early = earlyIds[2];
+  assert.ok(early !== undefined);
+  const fromEarly = await s.sessions.eventsAfter(token, early);
+  assert.equal(fromEarly.complete, false, 'events after an early id were trimmed');
+
+  // From the very beginning ("0"), the start of the answer is gone too: not complete either.
+  const fromStart = await s.sessions.eventsAfter(token, '0');
+  assert.equal(fromStart.complete, false, 'events after "0" were trimmed');
+
+  // A recent id is still covered: complete, and exactly the events after it.
+  const all = fromStart.events;
+  const recent = all[all.length - 10];
+  assert.ok(recent !== undefined);
+  const fromRecent = await s.sessions.eventsAfter(token, recent.eventId);
+  assert.equal(fromRecent.complete, true);
+  assert.deepEqual(
+    fromRecent.events.map((event) => event.eventId),
+    all.slice(-9).map((event) => event.eventId),
+  );
+  assert.equal(fromRecent.events.at(-1)?.type, 'done');
+});
+
+test('eventsAfter returns exactly the events after an id, oldest first', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'count');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  for (const word of ['one ', 'two ', 'three ', 'four ']) await s.answers.appendDelta(token, 'a', 1, word);
+  await s.answers.finishTurn(token, 'a', 1, answer('one two three four five'), 'five');
+
+  const all = await s.sessions.eventsAfter(token, '0');
+  assert.equal(all.complete, true);
+  assert.deepEqual(
+    all.events.map((event) => (event.type === 'delta' ? event.text : event.type)),
+    ['start', 'one ', 'two ', 'three ', 'four ', 'five', 'done'],
+  );
+  const ids = all.events.map((event) => event.eventId);
+  assert.deepEqual([...new Set(ids)], ids, 'ids are unique');
+  for (let i = 1; i < ids.length; i += 1) {
+    const [prevMs = 0, prevSeq = 0] = (ids[i - 1] ?? '').split('-').map(Number);
+    const [ms = 0, seq = 0] = (ids[i] ?? '').split('-').map(Number);
+    assert.ok(ms > prevMs || (ms === prevMs && seq > prevSeq), `ids ascend: ${ids[i - 1]} < ${ids[i]}`);
+  }
+  for (let i = 0; i < ids.length; i += 1) {
+    const after = await s.sessions.eventsAfter(token, ids[i] ?? '');
+    assert.equal(after.complete, true);
+    assert.deepEqual(
+      after.events.map((event) => event.eventId),
+      ids.slice(i + 1),
+      `after event ${i}`,
+    );
+  }
+  // The page size is honoured and the next page continues where the last one ended.
+  const firstPage = await s.sessions.eventsAfter(token, '0', 3);
+  assert.deepEqual(
+    firstPage.events.map((event) => event.eventId),
+    ids.slice(0, 3),
+  );
+  const secondPage = await s.sessions.eventsAfter(token, ids[2] ?? '', 3);
+  assert.deepEqual(
+    secondPage.events.map((event) => event.eventId),
+    ids.slice(3, 6),
+  );
+});
+
+test('history is ordered by turn even when commits interleave with new messages', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'q1', 'q2');
+  await s.answers.acquireLease(token, 'a');
+  await startOk(s, token, 'a');
+  await s.answers.finishTurn(token, 'a', 1, answer('a1'), '');
+  await s.sessions.accept(token, 'q3');
+  await startOk(s, token, 'a');
+  await s.sessions.accept(token, 'q4');
+  await s.answers.finishTurn(token, 'a', 2, answer('a2'), '');
+  await startOk(s, token, 'a');
+  await s.answers.finishTurn(token, 'a', 3, answer('a3'), '');
+
+  const raw = await redis.lRange(sessionKeys(s.prefix, token).messages, 0, -1);
+  assert.deepEqual(
+    raw.map((record) => (JSON.parse(record) as { msg: string }).msg),
+    ['q1', 'q2', 'a1', 'q3', 'q4', 'a2', 'a3'],
+    'stored in commit order',
+  );
+  assert.deepEqual(await history(s, token), [
+    ['human', 1, 'q1'],
+    ['bot', 1, 'a1'],
+    ['human', 2, 'q2'],
+    ['bot', 2, 'a2'],
+    ['human', 3, 'q3'],
+    ['bot', 3, 'a3'],
+    ['human', 4, 'q4'],
+  ]);
+});
+
+test('orderByTurn puts each answer right after its question', () => {
+  const record = (source: 'human' | 'bot', seq: number): MessageRecord => ({
+    id: `${source}-${seq}`,
+    msg: `${source} ${seq}`,
+    timestamp: '2024-01-01T00:00:00.000Z',
+    source,
+    seq,
+  });
+  const commitOrder = [record('human', 1), record('human', 2), record('human', 3), record('bot', 2), record('bot', 1), record('bot', 3), record('human', 4)];
+  assert.deepEqual(
+    orderByTurn(commitOrder).map((message) => message.id),
+    ['human-1', 'bot-1', 'human-2', 'bot-2', 'human-3', 'bot-3', 'human-4'],
+  );
+});
+
+test('a malformed record in the history makes read() fail with a clear error instead of returning garbage', async () => {
+  const s = setup();
+  for (const planted of ['not json at all', JSON.stringify({ id: 7, msg: 'x', source: 'alien', seq: 0 })]) {
+    const token = await sessionWith(s, 'good message');
+    await redis.rPush(sessionKeys(s.prefix, token).messages, planted);
+    await assert.rejects(s.sessions.read(token), (error: unknown) => {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /malformed/i);
+      assert.doesNotMatch(error.message, /not json at all/, 'the stored text is not echoed into logs');
+      return true;
+    });
+    // The worker side refuses it the same way rather than prompting the model with garbage.
+    await s.answers.acquireLease(token, 'a');
+    await assert.rejects(s.answers.startTurn(token, 'a'), /malformed/i);
+  }
+});

@@ -1,0 +1,50 @@
+/** The browser's side effects, wired into the framework-free client. */
+import type { STREAMING_SUBPROTOCOL } from '../../../src/contracts/protocol.js';
+import type { ChatClientOptions } from './chat-client.js';
+import { createSessionApi, type SessionApi } from './session-api.js';
+import type { OpenSocket, Timers } from './types.js';
+
+const SUBPROTOCOL: typeof STREAMING_SUBPROTOCOL = 'parley.v1';
+
+/** The gateway serves the page, the API and the socket from one origin. */
+export function chatSocketUrl(location: Pick<Location, 'protocol' | 'host'>, token: string): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/chat?token=${encodeURIComponent(token)}`;
+}
+
+export const openBrowserSocket: OpenSocket = (token, handlers) => {
+  const socket = new WebSocket(chatSocketUrl(window.location, token), SUBPROTOCOL);
+  socket.onmessage = (event) => handlers.onMessage(event.data);
+  socket.onclose = (event) => handlers.onClose(event.code, event.reason);
+  return {
+    send(data) {
+      // Frames written before the socket opens would throw; the client resends after `ready`.
+      if (socket.readyState === WebSocket.OPEN) socket.send(data);
+    },
+    close(code, reason) {
+      socket.onmessage = null;
+      socket.onclose = null;
+      socket.close(code, reason);
+    },
+  };
+};
+
+const browserTimers: Timers = {
+  setTimeout: (callback, ms) => window.setTimeout(callback, ms),
+  clearTimeout: (handle) => window.clearTimeout(handle as number | undefined),
+};
+
+/**
+ * crypto.randomUUID exists only in secure contexts, and a self-hosted gateway is often plain
+ * http on a LAN; getRandomValues works everywhere.
+ */
+export function randomClientId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `c-${Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+}
+
+export const sessionApi: SessionApi = createSessionApi((input, init) => window.fetch(input, init));
+
+export function browserClientOptions(): Omit<ChatClientOptions, 'token' | 'initialSession' | 'outbox'> {
+  return { api: sessionApi, openSocket: openBrowserSocket, timers: browserTimers, random: Math.random, newClientId: randomClientId };
+}

@@ -1,0 +1,38 @@
+import { memo, useMemo, type MouseEvent } from 'react';
+import { renderMarkdown } from '../render/markdown.js';
+import { copyText } from './copy.js';
+
+const COPIED_MS = 1500;
+
+/** Copy buttons are part of the rendered HTML, so one delegated handler serves them all. */
+function onCopyClick(event: MouseEvent<HTMLDivElement>): void {
+  const target = event.target;
+  if (!(target instanceof Element)) return;
+  const button = target.closest('[data-copy-code]');
+  if (!(button instanceof HTMLButtonElement)) return;
+  const code = button.closest('.code-block')?.querySelector('code')?.textContent ?? '';
+  void copyText(code).then((ok) => {
+    button.textContent = ok ? 'Copied' : 'Copy failed';
+    window.setTimeout(() => {
+      button.textContent = 'Copy';
+    }, COPIED_MS);
+  });
+}
+
+interface MarkdownProps {
+  readonly text: string;
+  readonly streaming?: boolean;
+}
+
+export const Markdown = memo(function Markdown({ text, streaming = false }: MarkdownProps) {
+  const html = useMemo(() => renderMarkdown(text), [text]);
+  return (
+    <div
+      className={streaming ? 'markdown message-content streaming' : 'markdown message-content'}
+      onClick={onCopyClick}
+      // The one place HTML enters the DOM: renderMarkdown escapes all markup from its input
+      // (markdown-it, html disabled, allow-listed link schemes); see render/markdown.ts.
+      dangerouslySetInnerHTML={{ __html: html }}
+    />
+  );
+});

@@ -1,0 +1,72 @@
+import { useCallback, useLayoutEffect, useRef, useState } from 'react';
+import { isUnfinished, type Turn } from '../protocol/chat-state.js';
+import { DownIcon } from './icons.js';
+import { TurnView } from './TurnView.js';
+
+/** Within this many pixels of the bottom the view counts as "at the bottom" and follows. */
+const PIN_SLACK_PX = 48;
+
+interface MessageListProps {
+  readonly turns: readonly Turn[];
+  readonly online: boolean;
+  readonly name: string;
+  readonly onRetry: (key: string) => void;
+}
+
+export function MessageList({ turns, online, name, onRetry }: MessageListProps) {
+  const scroller = useRef<HTMLDivElement>(null);
+  // A ref, not state: it changes on every scroll event and must not re-render anything.
+  const pinned = useRef(true);
+  const [behind, setBehind] = useState(false);
+
+  const onScroll = useCallback(() => {
+    const element = scroller.current;
+    if (element === null) return;
+    pinned.current = element.scrollHeight - element.scrollTop - element.clientHeight <= PIN_SLACK_PX;
+    if (pinned.current) setBehind(false);
+  }, []);
+
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    if (element === null) return;
+    if (pinned.current) element.scrollTop = element.scrollHeight;
+    else setBehind(true);
+  }, [turns]);
+
+  const jumpToLatest = () => {
+    const element = scroller.current;
+    if (element === null) return;
+    pinned.current = true;
+    setBehind(false);
+    element.scrollTo({ top: element.scrollHeight, behavior: 'smooth' });
+  };
+
+  let unfinishedBefore = 0;
+  return (
+    <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={-1}>
+      <div className="messages-inner" role="log" aria-live="polite" aria-label="Conversation">
+        {turns.length === 0 ? <EmptyState name={name} /> : null}
+        {turns.map((turn) => {
+          const waitingBehind = unfinishedBefore;
+          if (isUnfinished(turn)) unfinishedBefore += 1;
+          return <TurnView key={turn.key} turn={turn} waitingBehind={waitingBehind} online={online} onRetry={onRetry} />;
+        })}
+      </div>
+      {behind ? (
+        <button type="button" className="jump button button-small" onClick={jumpToLatest}>
+          <DownIcon />
+          Latest
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+function EmptyState({ name }: { readonly name: string }) {
+  return (
+    <div className="empty">
+      <p className="empty-title">Hello{name === '' ? '' : `, ${name}`}.</p>
+      <p className="muted">Ask anything. Answers stream in as they are written; you can keep typing while Parley answers.</p>
+    </div>
+  );
+}
