@@ -72,6 +72,8 @@ const envSchema = z.object({
   LLM_CONTEXT_SIZE: int(256, 1_048_576).default(4096),
   LLM_PARALLEL: int(1, 64).default(2),
   LLM_THREADS: int(0, 256).optional(),
+  LLM_GPU: z.enum(['auto', 'cpu']).default('auto'),
+  HF_ENDPOINT: z.url({ error: 'expected a URL such as https://huggingface.co' }).default('https://huggingface.co'),
   // Logging
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
@@ -110,6 +112,8 @@ export interface ModelConfig {
   readonly contextSize: number;
   readonly parallel: number;
   readonly threads: number | undefined;
+  readonly gpu: 'auto' | 'cpu';
+  readonly hfEndpoint: string;
 }
 
 export interface Config {
@@ -173,6 +177,8 @@ function modelConfig(env: Env): ModelConfig {
     contextSize: env.LLM_CONTEXT_SIZE,
     parallel: env.LLM_PARALLEL,
     threads: env.LLM_THREADS,
+    gpu: env.LLM_GPU,
+    hfEndpoint: env.HF_ENDPOINT,
   };
 }
 

@@ -15,19 +15,21 @@ export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenti
 export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
 
 const STREAM_ID_PART_MAX = 18_446_744_073_709_551_615n; // both parts of a stream id are unsigned 64-bit
+const EVENT_ID_PATTERN = /^(0|\d{1,20}-\d{1,20})$/;
+
+/** True for an id Redis accepts as the exclusive start of XRANGE: parts within 64 bits, not the largest id. */
+function isReadableStreamId(id: string): boolean {
+  if (!EVENT_ID_PATTERN.test(id)) return false;
+  const parts = id.split('-').map(BigInt);
+  return parts.every((part) => part <= STREAM_ID_PART_MAX) && !parts.every((part) => part === STREAM_ID_PART_MAX);
+}
 
 /**
  * Redis stream ids ("1700000000000-0"); "0" means "from the very beginning". Ids Redis itself
  * rejects (a part above 2^64-1) or cannot read after (the largest id) are refused here, so a
  * client's `resume` can never turn into a Redis error.
  */
-export const eventIdSchema = z
-  .string()
-  .regex(/^(0|\d{1,20}-\d{1,20})$/, 'an event id such as "1712345678901-0"')
-  .refine((id) => {
-    const parts = id.split('-').map(BigInt);
-    return parts.every((part) => part <= STREAM_ID_PART_MAX) && !parts.every((part) => part === STREAM_ID_PART_MAX);
-  }, 'an event id such as "1712345678901-0" (each part at most 18446744073709551615)');
+export const eventIdSchema = z.string().refine(isReadableStreamId, 'an event id such as "1712345678901-0"');
 
 const clientIdSchema = z.string().min(1).max(64).regex(/^[\w.:-]+$/, 'letters, digits and . _ : -');
 

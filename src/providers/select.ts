@@ -14,7 +14,7 @@ export async function createProvider(config: ModelConfig, logger: Logger): Promi
       return new OpenAICompatibleProvider(config, logger);
     case 'local': {
       const { LocalLlamaProvider } = await import('./local/local-provider.js');
-      return new LocalLlamaProvider(config, logger);
+      return new LocalLlamaProvider(config, logger, { gpu: config.gpu === 'cpu' ? false : 'auto', hfEndpoint: config.hfEndpoint });
     }
     case 'none':
       return new NoModelProvider();

@@ -11,6 +11,8 @@ export class DeltaBatcher {
   private lastFlushAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
+  /** A write is queued but has not taken the buffer yet: it will take whatever arrives meanwhile. */
+  private queued = false;
   private failure: unknown;
 
   constructor(
@@ -42,8 +44,11 @@ export class DeltaBatcher {
 
   private flushNow(): void {
     this.clearTimer();
-    if (this.buffer === '') return;
+    // One queued write is enough: a second one would run right after it, ignoring the interval.
+    if (this.buffer === '' || this.queued) return;
+    this.queued = true;
     this.inFlight = this.inFlight.then(() => {
+      this.queued = false;
       const text = this.buffer;
       this.buffer = '';
       this.lastFlushAt = Date.now();

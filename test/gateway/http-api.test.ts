@@ -25,7 +25,7 @@ interface HttpReply {
 interface RequestOptions {
   readonly method?: string;
   readonly json?: unknown;
-  readonly body?: string | Uint8Array;
+  readonly body?: string | Uint8Array<ArrayBuffer>;
   readonly headers?: Readonly<Record<string, string>>;
 }
 

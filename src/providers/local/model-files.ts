@@ -10,8 +10,8 @@
  *   - `hf:<owner>/<repo>/<path/to/file.gguf>#<revision>` → the same at a branch, tag or commit
  *   - `https://…/file.gguf` (or `http://`) → downloaded as is (a Hugging Face `/blob/` page link is
  *     turned into its `/resolve/` download link)
- * The endpoint is https://huggingface.co unless `HF_ENDPOINT` (the variable Hugging Face's own
- * tools read, e.g. for a mirror) or the `hfEndpoint` option says otherwise.
+ * The endpoint is https://huggingface.co unless the `hfEndpoint` option (config `HF_ENDPOINT`, the
+ * variable Hugging Face's own tools read, e.g. for a mirror) says otherwise.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -96,7 +96,7 @@ export async function resolveModelFile(config: ModelFileConfig, options: Resolve
 }
 
 /** Turns `LLM_MODEL_URI` into a download URL and a file path below the models folder. */
-export function parseModelUri(uri: string, hfEndpoint = process.env.HF_ENDPOINT ?? DEFAULT_HF_ENDPOINT): ModelSource {
+export function parseModelUri(uri: string, hfEndpoint = DEFAULT_HF_ENDPOINT): ModelSource {
   const trimmed = uri.trim();
   if (trimmed.startsWith('hf:')) return parseHuggingFaceUri(trimmed, hfEndpoint);
   if (/^https?:\/\//i.test(trimmed)) return parseUrl(trimmed);

@@ -54,13 +54,13 @@ async function main(): Promise<number> {
   loadDotEnv();
   const config = loadConfig().model;
   if (config.modelPath === undefined) {
-    process.stderr.write(`Fetching ${config.modelUri}\n      to ${modelFileLocation(config)}\n`);
+    process.stderr.write(`Fetching ${config.modelUri}\n      to ${modelFileLocation(config, config.hfEndpoint)}\n`);
   }
   const interrupt = new AbortController();
   process.once('SIGINT', () => interrupt.abort());
   const bar = progressBar(process.stderr);
   try {
-    const result = await resolveModelFile(config, { onProgress: bar.update, signal: interrupt.signal });
+    const result = await resolveModelFile(config, { onProgress: bar.update, signal: interrupt.signal, hfEndpoint: config.hfEndpoint });
     bar.finish();
     if (result.origin === 'path') process.stderr.write('LLM_MODEL_PATH is set: nothing to download.\n');
     if (result.origin === 'cached') process.stderr.write(`${basename(result.path)} is already downloaded.\n`);

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { sessionApi } from '../protocol/browser.js';
 import { isUnfinished } from '../protocol/chat-state.js';
+import { loadHighlighter } from '../render/highlighter.js';
 import type { SessionView } from '../protocol/types.js';
 import { ChatHeader } from './ChatHeader.js';
 import { Composer } from './Composer.js';
@@ -23,6 +24,12 @@ export function ChatScreen({ token, initialSession, onSession, onExpired }: Chat
   useEffect(() => {
     if (phase === 'expired') onExpired();
   }, [phase, onExpired]);
+
+  useEffect(() => {
+    // Fetch the highlighter while the user reads or types, before the first code block needs it.
+    const timer = window.setTimeout(() => void loadHighlighter(), 1500);
+    return () => window.clearTimeout(timer);
+  }, []);
 
   useEffect(() => {
     document.title = session === undefined ? 'Parley' : `${session.name} · Parley`;

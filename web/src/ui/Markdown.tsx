@@ -1,4 +1,5 @@
-import { memo, useMemo, type MouseEvent } from 'react';
+import { memo, useMemo, useSyncExternalStore, type MouseEvent } from 'react';
+import { highlighterVersion, subscribeHighlighter } from '../render/highlighter.js';
 import { renderMarkdown } from '../render/markdown.js';
 import { copyText } from './copy.js';
 
@@ -25,7 +26,9 @@ interface MarkdownProps {
 }
 
 export const Markdown = memo(function Markdown({ text, streaming = false }: MarkdownProps) {
-  const html = useMemo(() => renderMarkdown(text), [text]);
+  // Rendering again once the highlighter chunk arrives turns plain code blocks into coloured ones.
+  const highlighter = useSyncExternalStore(subscribeHighlighter, highlighterVersion);
+  const html = useMemo(() => renderMarkdown(text), [text, highlighter]);
   return (
     <div
       className={streaming ? 'markdown message-content streaming' : 'markdown message-content'}
