@@ -7,9 +7,25 @@ import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../contracts/errors.js';
 
+// A blank value is not a number (coercion would silently read it as 0, e.g. `PORT=` as a random port).
+const blankIsNaN = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? Number.NaN : value);
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').min(min).max(max);
-const num = (min: number, max: number) => z.coerce.number({ error: 'expected a number' }).min(min).max(max);
+  z.preprocess(
+    blankIsNaN,
+    z.coerce
+      .number({ error: 'expected a whole number' })
+      .int('expected a whole number')
+      .min(min, `must be at least ${min}`)
+      .max(max, `must be at most ${max}`),
+  );
+const num = (min: number, max: number) =>
+  z.preprocess(
+    blankIsNaN,
+    z.coerce
+      .number({ error: 'expected a number' })
+      .min(min, `must be between ${min} and ${max}`)
+      .max(max, `must be between ${min} and ${max}`),
+  );
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
   .transform((value) => ['true', '1', 'yes'].includes(value));
@@ -40,6 +56,7 @@ const envSchema = z.object({
   REDIS_USER: optionalString,
   REDIS_PASSWORD: optionalString,
   REDIS_TLS: bool.optional(),
+  REDIS_CLUSTER: bool.default(false),
   KEY_PREFIX: z.string().regex(/^[\w:.-]{0,64}$/, 'letters, digits and _ : . - (at most 64)').default('parley:'),
   EVENTS_MAX_LEN: int(100, 1_000_000).default(2000),
   // Worker
@@ -86,6 +103,8 @@ export interface RedisConfig {
   readonly username: string | undefined;
   readonly password: string | undefined;
   readonly tls: boolean;
+  /** REDIS_URL names one node of a Redis Cluster. */
+  readonly cluster: boolean;
   /** True when nothing told us where Redis is, so `npm start` may start a local one. */
   readonly isDefault: boolean;
 }
@@ -150,6 +169,7 @@ function redisConfig(env: Env): RedisConfig {
     username: env.REDIS_USER,
     password: env.REDIS_PASSWORD,
     tls: env.REDIS_TLS ?? url.startsWith('rediss://'),
+    cluster: env.REDIS_CLUSTER,
     isDefault,
   };
 }

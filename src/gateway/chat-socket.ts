@@ -18,7 +18,7 @@ import {
 } from '../contracts/protocol.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
-import type { SessionStore } from '../store/session-store.js';
+import { compareEventIds, type SessionStore } from '../store/session-store.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
@@ -127,9 +127,17 @@ export class ChatConnection implements LiveListener {
       case 'stop':
         await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
         return;
-      case 'resume':
+      case 'resume': {
+        // An id newer than the session's newest event was never sent by this session (another
+        // session's id, a made-up one): resuming after it would silently skip every future event.
+        const state = await this.deps.store.touch(this.token);
+        if (state === null) return this.onExpired();
+        if (compareEventIds(frame.after, state.lastEventId) > 0) {
+          throw new FrameError(ErrorCodes.invalidEventId, 'This session has no event with that id: resume after an id it sent you, or "0".');
+        }
         this.cursor?.resume(frame.after);
         return;
+      }
       case 'ping':
         this.send({ type: 'pong' });
         return;

@@ -3,7 +3,7 @@
  * it); blocking reads and pub/sub get their own duplicates, because a blocking command stalls
  * every other command queued on the same connection.
  */
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import type { RedisConfig } from '../config/config.js';
 
 export interface RedisLogger {
@@ -16,17 +16,34 @@ function reconnectDelay(retries: number): number {
   return Math.round(capped / 2 + Math.random() * (capped / 2));
 }
 
-export function createRedisClient(config: RedisConfig, logger?: RedisLogger) {
-  const client = createClient({
-    url: config.url,
+function clientOptions(config: RedisConfig) {
+  return {
     ...(config.username === undefined ? {} : { username: config.username }),
     ...(config.password === undefined ? {} : { password: config.password }),
     socket: {
       reconnectStrategy: reconnectDelay,
       connectTimeout: 10_000,
-      ...(config.tls && !config.url.startsWith('rediss://') ? { tls: true as const } : {}),
+      ...(config.tls ? { tls: true as const } : {}),
     },
-  });
+  };
+}
+
+function createSingleNode(config: RedisConfig) {
+  return createClient({ url: config.url, ...clientOptions(config) });
+}
+
+export type RedisClient = ReturnType<typeof createSingleNode>;
+
+/**
+ * A connection to one Redis, or to a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL = any node).
+ * Parley uses the same commands on both — every multi-key command and script stays inside one
+ * session's hash tag, and node-redis routes each by its first key — so a cluster client is used
+ * through the single-node type; test/pipeline/cluster.test.ts runs the pipeline on a real cluster.
+ */
+export function createRedisClient(config: RedisConfig, logger?: RedisLogger): RedisClient {
+  const client = config.cluster
+    ? (createCluster({ rootNodes: [{ url: config.url }], defaults: clientOptions(config) }) as unknown as RedisClient)
+    : createSingleNode(config);
   reportErrors(client, logger);
   return client;
 }
@@ -67,5 +84,3 @@ export async function connectRedis(client: RedisClient, config: RedisConfig): Pr
     });
   }
 }
-
-export type RedisClient = ReturnType<typeof createRedisClient>;

@@ -490,6 +490,9 @@ describe('hostile input', () => {
       // Larger than Redis stream ids can be: must not turn into a Redis error (internal_error).
       ['{"type":"resume","after":"99999999999999999999-0"}', 'invalid_event_id'],
       ['{"type":"resume","after":"18446744073709551615-18446744073709551615"}', 'invalid_event_id'],
+      // Well-formed but newer than any event of this session (e.g. another session's id): resuming
+      // after it would silently swallow every later event, so it is refused and the cursor stays.
+      ['{"type":"resume","after":"99999999999999-0"}', 'invalid_event_id'],
       ['{"type":"ping","extra":1}', 'invalid_frame'],
     ];
     for (const [raw] of cases) socket.send(raw);

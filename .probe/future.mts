@@ -1,0 +1,10 @@
+import { startSystem } from '../test/support/system.js';
+import { createSession, TestSocket } from '../test/support/client.js';
+const system = await startSystem();
+const s = await createSession(system.baseUrl);
+const sock = await TestSocket.open(system.baseUrl, s.token, true);
+sock.send({ type: 'resume', after: '99999999999999-0' });
+sock.send({ type: 'message', text: 'hi' });
+await new Promise((r) => setTimeout(r, 1500));
+console.log(sock.frames.map((f) => f.type));
+await system.stop();
