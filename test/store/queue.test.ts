@@ -69,7 +69,8 @@ const ids = (entries: readonly QueueEntry[]) => entries.map((entry) => entry.id)
 
 /** Ids of every entry still in the stream, oldest first. */
 async function streamIds(key: string): Promise<string[]> {
-  return (await redis.xRange(key, '-', '+')).flatMap((entry) => (entry === null ? [] : [entry.id]));
+  const entries = (await redis.xRange(key, '-', '+')) ?? [];
+  return entries.flatMap((entry) => (entry === null ? [] : [entry.id]));
 }
 
 test('ensureGroup is idempotent and works on a queue that does not exist yet', async () => {
