@@ -19,3 +19,29 @@ export const workerReplySchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('yields'), log: z.record(z.string(), z.array(z.number())) }),
 ]);
 export type WorkerReply = { type: 'ready'; pid: number } | { type: 'configured' } | { type: 'yields'; log: YieldLog };
+
+/** Harness -> bench/idle-clients.ts. */
+export const idleRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('sessions'), url: z.string(), count: z.number().int().positive(), shared: z.boolean() }),
+  z.object({ type: z.literal('open'), concurrency: z.number().int().positive() }),
+  z.object({ type: z.literal('close') }),
+]);
+export type IdleRequest = z.infer<typeof idleRequestSchema>;
+
+/** bench/idle-clients.ts -> harness. */
+export const idleReplySchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('sessions-ready'), sessions: z.number(), ms: z.number(), failed: z.number() }),
+  z.object({
+    type: z.literal('opened'),
+    opened: z.number(),
+    ready: z.number(),
+    failed: z.number(),
+    openMs: z.number(),
+    readyMs: z.number(),
+    firstError: z.string().optional(),
+  }),
+]);
+export type IdleReply = z.infer<typeof idleReplySchema>;
+
+/** bench/echo-server.ts -> harness. */
+export const echoReplySchema = z.object({ type: z.literal('listening'), port: z.number() });

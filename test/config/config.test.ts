@@ -160,7 +160,7 @@ test('.env file: loaded into the environment, real environment variables win', (
     // A missing file is not an error: it is optional.
     assert.doesNotThrow(() => loadDotEnv(join(dir, 'missing.env')));
   } finally {
-    for (const name of names) delete process.env[name];
+    for (const name of names) Reflect.deleteProperty(process.env, name);
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -184,7 +184,7 @@ test('.env file values feed the configuration, and are validated like any other'
     assert.match(configError({ PORT: process.env.PARLEY_TEST_BAD_PORT }).problems[0] ?? '', /^PORT: .*\(got "x"\)$/);
   } finally {
     for (const [name, value] of Object.entries(saved)) {
-      if (value === undefined) delete process.env[name];
+      if (value === undefined) Reflect.deleteProperty(process.env, name);
       else process.env[name] = value;
     }
     delete process.env.PARLEY_TEST_BAD_PORT;

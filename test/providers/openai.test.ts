@@ -39,6 +39,8 @@ function modelConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
     contextSize: 1024,
     parallel: 1,
     threads: undefined,
+    gpu: 'cpu',
+    hfEndpoint: 'https://huggingface.co',
     ...overrides,
   };
 }

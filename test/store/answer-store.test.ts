@@ -117,14 +117,14 @@ test('a worker without the lease can neither start, append nor commit', async ()
 });
 
 test('lease expiry: B takes over and commits; A, revived late, cannot append or commit', async () => {
-  const s = setup({ leaseMs: 150 });
+  const s = setup({ leaseMs: 300 });
   const token = await sessionWith(s, 'question');
   assert.equal(await s.answers.acquireLease(token, 'a'), true);
   const first = await startOk(s, token, 'a');
   assert.deepEqual(first, { turn: 1, attempt: 1, cancelled: false });
   assert.equal((await s.answers.appendDelta(token, 'a', 1, 'partial from a ')).status, 'ok');
 
-  await sleep(250); // A stalls (GC pause, network partition) past its lease.
+  await sleep(450); // A stalls (GC pause, network partition) past its lease.
   assert.equal(await s.answers.acquireLease(token, 'b'), true);
   assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 2, cancelled: false });
   assert.equal((await s.answers.appendDelta(token, 'b', 1, 'answer ')).status, 'ok');
@@ -153,22 +153,22 @@ test('lease expiry: B takes over and commits; A, revived late, cannot append or 
 });
 
 test('a lease that expired with nobody taking over still stops the old owner', async () => {
-  const s = setup({ leaseMs: 100 });
+  const s = setup({ leaseMs: 250 });
   const token = await sessionWith(s, 'question');
   assert.equal(await s.answers.acquireLease(token, 'a'), true);
   await startOk(s, token, 'a');
-  await sleep(200);
+  await sleep(400);
   assert.equal(await s.answers.renewLease(token, 'a'), false);
   assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('late'), ''), 'lost');
   assert.deepEqual(await history(s, token), [['human', 1, 'question']]);
 });
 
 test('renewLease keeps the lease alive past its original lifetime; releaseLease gives it back', async () => {
-  const s = setup({ leaseMs: 200 });
+  const s = setup({ leaseMs: 500 });
   const token = await sessionWith(s, 'question');
   assert.equal(await s.answers.acquireLease(token, 'a'), true);
-  for (let i = 0; i < 4; i += 1) {
-    await sleep(100);
+  for (let i = 0; i < 6; i += 1) {
+    await sleep(150); // 900 ms in all, well past the 500 ms lease
     assert.equal(await s.answers.renewLease(token, 'a'), true);
   }
   assert.equal(await s.answers.acquireLease(token, 'b'), false);
@@ -227,7 +227,7 @@ test('startTurn with nothing unanswered reports idle and releases the lease in t
 });
 
 test('the attempt counter counts restarts of the same turn and starts over for the next turn', async () => {
-  const s = setup({ leaseMs: 80 });
+  const s = setup({ leaseMs: 200 });
   const token = await sessionWith(s, 'one', 'two');
   const attempts: number[] = [];
   for (const owner of ['a', 'b', 'c']) {
@@ -235,7 +235,7 @@ test('the attempt counter counts restarts of the same turn and starts over for t
     const start = await startOk(s, token, owner);
     assert.equal(start.turn, 1);
     attempts.push(start.attempt);
-    if (owner !== 'c') await sleep(150);
+    if (owner !== 'c') await sleep(300);
   }
   assert.deepEqual(attempts, [1, 2, 3]);
   assert.equal(await s.answers.finishTurn(token, 'c', 1, answer('finally'), ''), 'ok');

@@ -65,7 +65,7 @@ test('empty chunks are ignored', async () => {
 
 test('chunks within one interval are gathered into one write at the end of the interval', async () => {
   const out = recorder();
-  const interval = 120;
+  const interval = 250;
   const batcher = new DeltaBatcher(out.flush, interval, 1000);
   batcher.push('a');
   await nextMacrotask();
@@ -80,7 +80,7 @@ test('chunks within one interval are gathered into one write at the end of the i
   const [first, second] = out.flushes;
   assert.ok(first && second);
   const gap = second.at - first.at;
-  assert.ok(gap >= interval - 5 && gap < interval + 150, `second write ${gap} ms after the first`);
+  assert.ok(gap >= interval - 5 && gap < interval + 400, `second write ${gap} ms after the first`);
   assert.equal(await batcher.drain(), '');
 });
 
@@ -120,7 +120,7 @@ test('writes never overlap, even when each is slower than the interval', async (
   for (let i = 1; i < out.flushes.length; i += 1) {
     const previous = out.flushes[i - 1];
     const current = out.flushes[i];
-    assert.ok(previous && current && current.at - previous.at >= 24, 'each write starts after the previous one ended');
+    assert.ok(previous && current && current.at - previous.at >= 20, 'each write starts after the previous one ended');
   }
 });
 

@@ -64,9 +64,9 @@ export function ChatScreen({ token, initialSession, onSession, onExpired }: Chat
         </p>
       )}
       {phase === 'loading' ? (
-        <div className="messages loading" aria-busy="true">
+        <main className="messages loading" aria-busy="true">
           <p className="muted">Loading your conversation…</p>
-        </div>
+        </main>
       ) : (
         <MessageList turns={chat.turns} online={online} name={session?.name ?? ''} onRetry={onRetry} />
       )}

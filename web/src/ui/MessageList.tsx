@@ -14,7 +14,7 @@ interface MessageListProps {
 }
 
 export function MessageList({ turns, online, name, onRetry }: MessageListProps) {
-  const scroller = useRef<HTMLDivElement>(null);
+  const scroller = useRef<HTMLElement>(null);
   // A ref, not state: it changes on every scroll event and must not re-render anything.
   const pinned = useRef(true);
   const [behind, setBehind] = useState(false);
@@ -43,7 +43,7 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
 
   let unfinishedBefore = 0;
   return (
-    <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={-1}>
+    <main className="messages" ref={scroller} onScroll={onScroll} tabIndex={-1}>
       <div className="messages-inner" role="log" aria-live="polite" aria-label="Conversation">
         {turns.length === 0 ? <EmptyState name={name} /> : null}
         {turns.map((turn) => {
@@ -58,7 +58,7 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
           Latest
         </button>
       ) : null}
-    </div>
+    </main>
   );
 }
 

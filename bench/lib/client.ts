@@ -1,0 +1,239 @@
+/**
+ * A benchmark client of one chat session: a real `ws` WebSocket in plain mode (the original
+ * protocol: one JSON frame per finished answer) or streaming mode (parley.v1: every event).
+ * It keeps the turns it sent in order and resolves each when its answer is done, with the send
+ * and done times; in streaming mode it can also keep, per delta frame, how far into the answer
+ * it reached and when it arrived (for the streaming-overhead figure).
+ */
+import { WebSocket, type RawData } from 'ws';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { hrNowMs } from './stats.js';
+
+export type Mode = 'plain' | 'streaming';
+
+export interface DeltaMark {
+  /** Characters of the answer received up to and including this delta frame. */
+  readonly endChar: number;
+  /** hrNowMs() when the frame arrived (comparable with the worker's yield times). */
+  readonly at: number;
+}
+
+export interface TurnResult {
+  readonly text: string;
+  readonly ok: boolean;
+  /** Error code for failed turns: the server's code, "closed", "timeout" or "rejected". */
+  readonly error: string | undefined;
+  /** performance.now() just before the frame was handed to the socket. */
+  readonly sentAt: number;
+  /** performance.now() when the done/answer frame arrived. */
+  readonly doneAt: number;
+  /** Characters of answer text received (plain: the answer's length). */
+  readonly chars: number;
+  /** Delta frames received for this turn (streaming mode): the number of batches. */
+  readonly deltaFrames: number;
+  readonly deltas: readonly DeltaMark[] | undefined;
+}
+
+interface PendingTurn {
+  readonly text: string;
+  readonly sentAt: number;
+  readonly resolve: (result: TurnResult) => void;
+  seq: number | undefined;
+  chars: number;
+  deltaFrames: number;
+  deltas: DeltaMark[] | undefined;
+}
+
+interface Frame {
+  type?: unknown;
+  seq?: unknown;
+  text?: unknown;
+  code?: unknown;
+  source?: unknown;
+  msg?: unknown;
+}
+
+export interface SocketOptions {
+  readonly recordDeltas?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** POST /token: a new session; returns its token. */
+export async function createSession(baseUrl: string, name = 'bench'): Promise<string> {
+  const response = await fetch(`${baseUrl}/token?name=${encodeURIComponent(name)}`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
+  if (response.status !== 200) throw new Error(`POST /token answered ${response.status}`);
+  const body = (await response.json()) as { token?: unknown };
+  if (typeof body.token !== 'string') throw new Error('POST /token returned no token');
+  return body.token;
+}
+
+export function chatUrl(baseUrl: string, token: string): string {
+  return `${baseUrl.replace(/^http/, 'ws')}/chat?token=${encodeURIComponent(token)}`;
+}
+
+export class BenchSocket {
+  /** Sent, waiting for "accepted" (streaming) or for the answer (plain), oldest first. */
+  private readonly unaccepted: PendingTurn[] = [];
+  private readonly bySeq = new Map<number, PendingTurn>();
+  private closedWith: string | undefined;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    readonly mode: Mode,
+    private readonly recordDeltas: boolean,
+  ) {
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', (code) => this.failAll(`closed:${code}`));
+    ws.on('error', () => undefined);
+  }
+
+  /** Opens the socket; in streaming mode also waits for "ready" (the gateway has subscribed). */
+  static open(baseUrl: string, token: string, mode: Mode, options: SocketOptions = {}): Promise<BenchSocket> {
+    const ws = new WebSocket(chatUrl(baseUrl, token), mode === 'streaming' ? [STREAMING_SUBPROTOCOL] : [], { perMessageDeflate: false });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error('timeout opening the WebSocket'));
+      }, options.timeoutMs ?? 15_000);
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        ws.off('message', onReady);
+        if (error === undefined) resolve(new BenchSocket(ws, mode, options.recordDeltas === true));
+        else reject(error);
+      };
+      const onReady = (data: RawData) => {
+        if (String(data).includes('"type":"ready"')) done();
+      };
+      ws.once('error', (error) => done(error));
+      ws.once('close', (code) => done(new Error(`socket closed (${code}) while opening`)));
+      if (mode === 'streaming') ws.on('message', onReady);
+      else ws.once('open', () => done());
+    });
+  }
+
+  get pending(): number {
+    return this.unaccepted.length + this.bySeq.size;
+  }
+
+  get isOpen(): boolean {
+    return this.closedWith === undefined && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  send(text: string): Promise<TurnResult> {
+    return new Promise((resolve) => {
+      const turn: PendingTurn = { text, sentAt: performance.now(), resolve, seq: undefined, chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined };
+      if (this.closedWith !== undefined) return this.finish(turn, this.closedWith);
+      this.unaccepted.push(turn);
+      this.ws.send(this.mode === 'plain' ? text : JSON.stringify({ type: 'message', text }));
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    // Taken first, before parsing: the arrival time is what streaming overhead measures.
+    const at = this.recordDeltas ? hrNowMs() : 0;
+    if (isBinary) return;
+    let frame: Frame;
+    try {
+      frame = JSON.parse(String(data)) as Frame;
+    } catch {
+      return;
+    }
+    if (this.mode === 'plain') this.onPlainFrame(frame);
+    else this.onStreamingFrame(frame, at);
+  }
+
+  /** Plain mode: answers and turn errors arrive in message order; a seq-less error is a rejection. */
+  private onPlainFrame(frame: Frame): void {
+    if (frame.source === 'bot') {
+      const turn = this.unaccepted.shift();
+      if (turn !== undefined) {
+        turn.chars = typeof frame.msg === 'string' ? frame.msg.length : 0;
+        this.finish(turn, undefined);
+      }
+    } else if (frame.type === 'error') {
+      // A rejection concerns a message just sent; a turn error (with seq) the oldest one waiting.
+      const turn = typeof frame.seq === 'number' ? this.unaccepted.shift() : this.unaccepted.pop();
+      if (turn !== undefined) this.finish(turn, typeof frame.code === 'string' ? frame.code : 'error');
+    }
+  }
+
+  private onStreamingFrame(frame: Frame, at: number): void {
+    const seq = typeof frame.seq === 'number' ? frame.seq : undefined;
+    const turn = seq === undefined ? undefined : this.bySeq.get(seq);
+    switch (frame.type) {
+      case 'accepted': {
+        const next = this.unaccepted.shift();
+        if (next !== undefined && seq !== undefined) {
+          next.seq = seq;
+          this.bySeq.set(seq, next);
+        }
+        return;
+      }
+      case 'start':
+        // A new attempt (a worker took over) starts the answer again.
+        if (turn !== undefined) {
+          turn.chars = 0;
+          turn.deltaFrames = 0;
+          if (turn.deltas !== undefined) turn.deltas = [];
+        }
+        return;
+      case 'delta':
+        if (turn !== undefined && typeof frame.text === 'string') {
+          turn.chars += frame.text.length;
+          turn.deltaFrames += 1;
+          turn.deltas?.push({ endChar: turn.chars, at });
+        }
+        return;
+      case 'done':
+      case 'stopped':
+        if (turn !== undefined) this.finish(turn, frame.type === 'done' ? undefined : 'stopped');
+        return;
+      case 'error':
+        if (turn !== undefined) this.finish(turn, typeof frame.code === 'string' ? frame.code : 'error');
+        else if (seq === undefined) {
+          const rejected = this.unaccepted.shift();
+          if (rejected !== undefined) this.finish(rejected, typeof frame.code === 'string' ? frame.code : 'rejected');
+        }
+        return;
+    }
+  }
+
+  private finish(turn: PendingTurn, error: string | undefined): void {
+    if (turn.seq !== undefined) this.bySeq.delete(turn.seq);
+    turn.resolve({
+      text: turn.text,
+      ok: error === undefined,
+      error,
+      sentAt: turn.sentAt,
+      doneAt: performance.now(),
+      chars: turn.chars,
+      deltaFrames: turn.deltaFrames,
+      deltas: turn.deltas,
+    });
+  }
+
+  private failAll(reason: string): void {
+    this.closedWith = reason;
+    for (const turn of this.unaccepted.splice(0)) this.finish(turn, reason);
+    for (const turn of [...this.bySeq.values()]) this.finish(turn, reason);
+  }
+}
+
+/** Runs `task` over `items` with at most `limit` in flight; results keep the items' order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      results[index] = await task(items[index] as T, index);
+    }
+  });
+  await Promise.all(runners);
+  return results;
+}

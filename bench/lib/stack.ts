@@ -1,0 +1,189 @@
+/**
+ * The system under test: a redis-server of the harness's own (or a running one), gateways
+ * (`src/gateway/main.ts`, unchanged) and workers (`bench/worker-main.ts`: startWorker with the
+ * BenchModelDouble), each a separate process like in production.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchModelSettings, YieldLog } from '../bench-model.js';
+import { workerReplySchema, type WorkerReply, type WorkerRequest } from './ipc.js';
+import { anyFreePort, freePortFrom, LOOPBACK, untilReady, waitUntil, type Managed, type ProcessGroup } from './processes.js';
+import { RawRedis } from './resp.js';
+
+export interface RedisEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  /** Our own redis-server's pid; null for a Redis we only target. */
+  readonly pid: number | null;
+}
+
+export interface StackSettings {
+  readonly redis: RedisEndpoint;
+  readonly gateways: number;
+  readonly workers: number;
+  readonly keyPrefix: string;
+  readonly model: BenchModelSettings;
+  readonly workerConcurrency: number;
+  readonly flushIntervalMs: number;
+  /** Write V8 CPU profiles of gateways and workers into this folder (node --cpu-prof). */
+  readonly cpuProfDir: string | undefined;
+}
+
+export interface GatewayProcess {
+  readonly url: string;
+  /** Known when the harness started it (or --gateway-pid was given): for RSS and CPU. */
+  readonly pid: number | null;
+}
+
+export interface Stack {
+  readonly gateways: readonly GatewayProcess[];
+  readonly workerPids: readonly number[];
+  /** False for targeted systems: their model cannot be reconfigured nor its yield times read. */
+  readonly managedWorkers: boolean;
+  configureModel(settings: BenchModelSettings): Promise<void>;
+  takeYieldLogs(): Promise<YieldLog>;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 30_000;
+
+export async function startRedis(group: ProcessGroup, firstPort: number): Promise<RedisEndpoint> {
+  const port = await freePortFrom(firstPort);
+  const dir = mkdtempSync(join(tmpdir(), 'parley-bench-redis-'));
+  const managed = group.spawn(
+    'redis-server',
+    'redis-server',
+    // No persistence (the benchmark measures the pipeline, not disk); slowlog from 1 ms so the
+    // profile step can see any slow script.
+    ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no', '--dir', dir, '--slowlog-log-slower-than', '1000', '--slowlog-max-len', '256', '--protected-mode', 'yes'],
+  );
+  const answers = waitUntil(async () => {
+    const client = await RawRedis.connect(LOOPBACK, port, 500);
+    try {
+      return (await client.command('PING')) === 'PONG';
+    } finally {
+      client.close();
+    }
+  }, START_TIMEOUT_MS);
+  if (!(await untilReady(managed, answers, START_TIMEOUT_MS, 'answering PING'))) throw new Error(`redis-server on port ${port} did not answer`);
+  return { host: LOOPBACK, port, url: `redis://${LOOPBACK}:${port}`, pid: managed.pid };
+}
+
+function commonEnv(settings: StackSettings): Record<string, string> {
+  return {
+    REDIS_URL: settings.redis.url,
+    KEY_PREFIX: settings.keyPrefix,
+    HOST: LOOPBACK,
+    LOG_LEVEL: 'warn',
+    LOG_FORMAT: 'json',
+    LLM_PROVIDER: 'none',
+    FLUSH_INTERVAL_MS: String(settings.flushIntervalMs),
+    SHUTDOWN_GRACE_MS: '3000',
+  };
+}
+
+function nodeArgs(settings: StackSettings, entry: string, name: string): string[] {
+  const profile = settings.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfDir}`, `--cpu-prof-name=${name}-\${pid}.cpuprofile`];
+  return [...profile, '--import', 'tsx', entry];
+}
+
+async function startGateway(group: ProcessGroup, settings: StackSettings, index: number): Promise<{ gateway: GatewayProcess; managed: Managed }> {
+  const port = await anyFreePort();
+  const name = `gateway-${index + 1}`;
+  const managed = group.spawn(name, process.execPath, nodeArgs(settings, 'src/gateway/main.ts', name), {
+    env: { ...commonEnv(settings), PORT: String(port) },
+    // 10,000 idle sockets need more descriptors than a default shell allows.
+    raiseFdLimit: true,
+  });
+  const url = `http://${LOOPBACK}:${port}`;
+  const healthy = waitUntil(async () => (await fetch(`${url}/healthz`)).status === 200, START_TIMEOUT_MS);
+  if (!(await untilReady(managed, healthy, START_TIMEOUT_MS + 1000, 'answering /healthz'))) throw new Error(`${name} did not become healthy`);
+  return { gateway: { url, pid: managed.pid }, managed };
+}
+
+/** Request/reply over a worker's IPC channel, one request at a time. */
+class WorkerChannel {
+  private readonly waiters: Array<{ type: WorkerReply['type']; resolve: (reply: WorkerReply) => void }> = [];
+
+  constructor(readonly managed: Managed) {
+    managed.child.on('message', (raw: unknown) => {
+      const reply = workerReplySchema.safeParse(raw);
+      if (!reply.success) return;
+      const index = this.waiters.findIndex((waiter) => waiter.type === reply.data.type);
+      const [waiter] = index >= 0 ? this.waiters.splice(index, 1) : [];
+      waiter?.resolve(reply.data);
+    });
+  }
+
+  next(type: WorkerReply['type']): Promise<WorkerReply> {
+    return new Promise((resolve) => this.waiters.push({ type, resolve }));
+  }
+
+  async request(message: WorkerRequest, replyType: WorkerReply['type']): Promise<WorkerReply> {
+    const reply = this.next(replyType);
+    sendTo(this.managed.child, message);
+    return untilReady(this.managed, reply, 30_000, `a "${replyType}" reply`);
+  }
+}
+
+function sendTo(child: ChildProcess, message: WorkerRequest): void {
+  if (child.connected) child.send(message);
+}
+
+async function startWorkerProcess(group: ProcessGroup, settings: StackSettings, index: number): Promise<WorkerChannel> {
+  const name = `worker-${index + 1}`;
+  const managed = group.spawn(name, process.execPath, nodeArgs(settings, 'bench/worker-main.ts', name), {
+    env: {
+      ...commonEnv(settings),
+      WORKER_CONCURRENCY: String(settings.workerConcurrency),
+      BENCH_TOKENS: String(settings.model.tokens),
+      BENCH_RATE: String(settings.model.rate),
+      BENCH_RECORD_YIELDS: settings.model.recordYields ? '1' : '0',
+    },
+    ipc: true,
+  });
+  const channel = new WorkerChannel(managed);
+  await untilReady(managed, channel.next('ready'), START_TIMEOUT_MS, 'reporting ready');
+  return channel;
+}
+
+/** Starts gateways and workers on the harness's Redis; stop() ends them (SIGTERM, then SIGKILL). */
+export async function startStack(group: ProcessGroup, settings: StackSettings): Promise<Stack> {
+  if (settings.cpuProfDir !== undefined) mkdirSync(settings.cpuProfDir, { recursive: true });
+  const gateways = await Promise.all(Array.from({ length: settings.gateways }, (_, index) => startGateway(group, settings, index)));
+  const workers = await Promise.all(Array.from({ length: settings.workers }, (_, index) => startWorkerProcess(group, settings, index)));
+  return {
+    gateways: gateways.map(({ gateway }) => gateway),
+    workerPids: workers.map((worker) => worker.managed.pid),
+    managedWorkers: true,
+    async configureModel(model) {
+      await Promise.all(workers.map((worker) => worker.request({ type: 'configure', model }, 'configured')));
+    },
+    async takeYieldLogs() {
+      const replies = await Promise.all(workers.map((worker) => worker.request({ type: 'yields' }, 'yields')));
+      return Object.assign({}, ...replies.map((reply) => (reply.type === 'yields' ? reply.log : {}))) as YieldLog;
+    },
+    async stop() {
+      // Workers first, so none is left waiting on a gateway; each gets time to write its profile.
+      await Promise.all(workers.map((worker) => group.stop(worker.managed)));
+      await Promise.all(gateways.map(({ managed }) => group.stop(managed)));
+    },
+  };
+}
+
+/** A system someone else runs: the harness only talks to it. */
+export function targetStack(urls: readonly string[], gatewayPid: number | null): Stack {
+  return {
+    gateways: urls.map((url, index) => ({ url, pid: index === 0 ? gatewayPid : null })),
+    workerPids: [],
+    managedWorkers: false,
+    configureModel: async () => {
+      throw new Error('the model of a targeted system cannot be reconfigured');
+    },
+    takeYieldLogs: async () => ({}),
+    stop: async () => undefined,
+  };
+}
