@@ -133,6 +133,11 @@ export class RawRedis {
     await this.command('MONITOR');
   }
 
+  /** Local port of this connection: how Redis (CLIENT LIST, MONITOR) names it. */
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
   close(): void {
     this.failure ??= new Error('closed by the harness');
     this.socket.destroy();

@@ -163,7 +163,9 @@ export interface Config {
 
 function redisConfig(env: Env): RedisConfig {
   const isDefault = env.REDIS_URL === undefined && env.REDIS_HOST === undefined && env.REDIS_PORT === undefined;
-  const url = env.REDIS_URL ?? `redis://${env.REDIS_HOST ?? '127.0.0.1'}:${env.REDIS_PORT ?? 6379}`;
+  const host = env.REDIS_HOST ?? '127.0.0.1';
+  // An IPv6 address needs brackets inside a URL.
+  const url = env.REDIS_URL ?? `redis://${host.includes(':') ? `[${host}]` : host}:${env.REDIS_PORT ?? 6379}`;
   return {
     url,
     username: env.REDIS_USER,

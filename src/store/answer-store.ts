@@ -10,14 +10,13 @@ import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
 import type { RedisClient } from './redis.js';
 import { appendDelta, finishTurn, renewLease, runSessionScript, startTurn, type LuaScript, type SessionScriptOptions } from './scripts.js';
-import { parseJsonWith } from './session-store.js';
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
 }
 
 export type StartTurnResult =
-  | { status: 'ok'; turn: number; attempt: number; cancelled: boolean; history: MessageRecord[] }
+  | { status: 'ok'; turn: number; attempt: number; cancelled: boolean; history: MessageRecord[]; malformedRecords: number }
   | { status: 'idle' | 'lost' | 'expired' };
 
 export type TurnOutcome =
@@ -59,13 +58,11 @@ export class AnswerStore {
     const simple = bareStatus.safeParse(reply);
     if (simple.success) return { status: simple.data[0] === 'stale' ? 'lost' : simple.data[0] };
     const [, turn, attempt, cancelled, raw] = startReply.parse(reply);
-    return {
-      status: 'ok',
-      turn,
-      attempt,
-      cancelled: cancelled === 1,
-      history: raw.map((record) => parseJsonWith(messageRecordSchema, record)),
-    };
+    // A record we cannot read is left out rather than failing the turn forever: every retry would
+    // hit it again. The drain reports it, and fails the turn itself only if its question is lost.
+    const parsed = raw.map((record) => messageRecordSchema.safeParse(safeJson(record)));
+    const history = parsed.flatMap((result) => (result.success ? [result.data] : []));
+    return { status: 'ok', turn, attempt, cancelled: cancelled === 1, history, malformedRecords: raw.length - history.length };
   }
 
   /**
@@ -101,5 +98,13 @@ export class AnswerStore {
 
   private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
     return runSessionScript(this.redis, this.options, lua, token, extra);
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }

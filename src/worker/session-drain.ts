@@ -78,13 +78,24 @@ export class SessionDrain {
       this.stopRequested = start.cancelled;
       const result = start.cancelled
         ? { outcome: { kind: 'answer', text: '', stopped: true } as const, unflushed: '' }
-        : await this.answer(start.turn, start.history);
+        : await this.answerReadable(start.turn, start.history, start.malformedRecords);
       if (result === null) return this.leaseLost ? 'lost' : 'handed-back';
       const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
       if (status === 'expired') return 'expired';
       if (status !== 'ok') return 'lost';
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
     }
+  }
+
+  private async answerReadable(turn: number, history: readonly MessageRecord[], malformedRecords: number): Promise<TurnResult | null> {
+    if (malformedRecords > 0) {
+      this.deps.logger.error({ session: tokenTag(this.token), turn, malformedRecords }, 'history holds malformed records; they are left out of the prompt');
+    }
+    if (!history.some((record) => record.source === 'human' && record.seq === turn)) {
+      const message = 'This message could not be read back from storage, so it cannot be answered.';
+      return { outcome: { kind: 'error', code: ErrorCodes.internal, message }, unflushed: '' };
+    }
+    return this.answer(turn, history);
   }
 
   /** The turn's outcome, or null when it was interrupted (lease lost, shutdown) and must not be committed. */

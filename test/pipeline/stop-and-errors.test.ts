@@ -1,8 +1,11 @@
 /** Stop mid-answer, and model failures that reach the user as errors, never as answers. */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { createClient } from 'redis';
+import { sessionKeys } from '../../src/contracts/keys.js';
 import { echoAnswer, echoRespond, wordChunks } from '../support/fake-openai-server.js';
 import { createSession, refreshSession, TestSocket } from '../support/client.js';
+import { TEST_REDIS_URL } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
@@ -85,5 +88,19 @@ test('stop of a queued turn: it is answered as stopped with nothing generated', 
   await socket.waitFor((frame) => frame.type === 'stopped' && frame.seq === 2, 10_000);
   assert.equal(socket.answers().get(1), 'Echo #1: first');
   assert.equal(system.model.requests.length - before, 1, 'the stopped turn never reached the model');
+  socket.close();
+});
+
+test('a malformed record in a session history is left out of the prompt; the session keeps working', async () => {
+  system.model.setRespond(({ messages }) => ({ kind: 'stream', chunks: wordChunks(echoAnswer(messages)) }));
+  const session = await createSession(system.baseUrl);
+  const admin = createClient({ url: TEST_REDIS_URL });
+  await admin.connect();
+  await admin.rPush(sessionKeys(system.prefix, session.token).messages, '{"not": "a message"');
+  admin.destroy();
+  const socket = await TestSocket.open(system.baseUrl, session.token);
+  socket.send({ type: 'message', text: 'still fine?' });
+  await socket.waitFor((frame) => frame.type === 'done', 10_000);
+  assert.equal(socket.answers().get(1), 'Echo #1: still fine?');
   socket.close();
 });

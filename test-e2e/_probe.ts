@@ -1,0 +1,10 @@
+import { startSystem } from '../test/support/system.js';
+const system = await startSystem();
+const response = await fetch(system.baseUrl + '/');
+console.log(response.headers.get('content-security-policy'));
+console.log('cache-control index:', response.headers.get('cache-control'));
+const html = await response.text();
+const asset = html.match(/assets\/[^"]+\.js/)?.[0];
+const a = await fetch(system.baseUrl + '/' + asset);
+console.log('cache-control asset:', a.headers.get('cache-control'), a.headers.get('content-encoding'));
+await system.stop();
