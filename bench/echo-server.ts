@@ -11,7 +11,7 @@ server.on('connection', (ws) => {
 });
 server.on('listening', () => {
   const address = server.address();
-  const port = typeof address === 'object' ? address.port : 0;
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
   process.send?.({ type: 'listening', port });
 });
 process.once('disconnect', () => process.exit(0));

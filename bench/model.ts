@@ -28,7 +28,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -48,8 +48,8 @@ const TARGET_RATIO = 0.98;
 const SYSTEM_PROMPT = 'You are Parley, a helpful and concise assistant.';
 const PROMPT = 'Once upon a time';
 
-type Variant = 'raw' | 'provider' | 'pipeline';
-const VARIANTS: readonly Variant[] = ['raw', 'provider', 'pipeline'];
+/** 'inprocess' (with --in-process): the pipeline with gateway and worker inside this process, a diagnostic. */
+type Variant = 'raw' | 'provider' | 'pipeline' | 'inprocess';
 
 interface Options {
   readonly smoke: boolean;
@@ -61,6 +61,10 @@ interface Options {
   readonly parallel: number;
   readonly modelPath: string;
   readonly outDir: string;
+  /** Write V8 CPU profiles of the gateway and worker processes into this folder. */
+  readonly cpuProfDir: string | undefined;
+  /** Also measure the pipeline with gateway and worker in this process (Redis still in between). */
+  readonly inProcess: boolean;
 }
 
 interface Sample {
@@ -81,6 +85,15 @@ interface Sample {
   readonly decodeTokensPerSecond: number;
   /** Text pieces received (callbacks, chunks or delta frames). */
   readonly pieces: number;
+  /** CPU each process used during this answer, and time its threads were runnable but waited for a CPU. */
+  readonly cpu: Partial<Record<ProcessName, CpuUse>>;
+}
+
+type ProcessName = 'bench' | 'worker' | 'gateway' | 'redis';
+
+interface CpuUse {
+  readonly runMs: number;
+  readonly waitMs: number;
 }
 
 interface Timed {
@@ -96,6 +109,8 @@ function usage(): string {
   return [
     'Usage: npm run bench:model -- [--smoke] [--rounds N] [--warmup N] [--max-tokens N] [--context N] [--threads N] [--parallel N] [--model PATH] [--out-dir DIR]',
     `  --model       GGUF file (default: LLM_MODEL_PATH, else ${DEFAULT_MODEL})`,
+    '  --cpu-prof D  write V8 CPU profiles of the gateway and worker into folder D (for the bench process: node --cpu-prof)',
+    '  --in-process  also measure the pipeline with gateway and worker in this process: separates the process hops from the Redis path',
     '  --smoke       tiny run for CI (2 rounds of 24 tokens): checks the harness, says nothing about speed',
     '  REDIS_URL     use this Redis instead of starting a redis-server (keys under a random prefix, removed afterwards)',
   ].join('\n');
@@ -114,6 +129,8 @@ function parseOptions(argv: readonly string[]): Options {
       parallel: { type: 'string' },
       model: { type: 'string' },
       'out-dir': { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      'in-process': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -139,6 +156,8 @@ function parseOptions(argv: readonly string[]): Options {
     parallel: whole('parallel', values.parallel, 2, 1),
     modelPath: resolve(values.model ?? process.env.LLM_MODEL_PATH ?? DEFAULT_MODEL),
     outDir: resolve(values['out-dir'] ?? join(ROOT, 'bench/results')),
+    cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+    inProcess: values['in-process'],
   };
 }
 
@@ -154,9 +173,13 @@ interface Child {
 }
 
 const children: Child[] = [];
+/** Set on SIGINT/SIGTERM: the cleanup then owns the exit, and errors it causes are not failures. */
+let interrupted = false;
 
 function startChild(name: string, command: string, args: readonly string[], env: Record<string, string>): Child {
   const child = spawn(command, [...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Without a listener a failed spawn (ENOENT) would be an uncaught 'error' event.
+  child.on('error', () => undefined);
   if (child.pid === undefined) throw new Error(`could not start ${name} (${command})`);
   const managed: Child = { name, process: child, pid: child.pid, output: '' };
   const append = (data: Buffer): void => {
@@ -241,6 +264,47 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Run time and run-queue wait of all threads of a process, in ms (Linux: /proc/PID/task/TID/schedstat
+ * holds nanoseconds on a CPU, nanoseconds runnable but waiting, timeslices). Undefined elsewhere.
+ */
+function schedstat(pid: number): CpuUse | undefined {
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return undefined;
+  let run = 0;
+  let wait = 0;
+  for (const tid of readdirSync(dir)) {
+    try {
+      const [onCpu = '0', waiting = '0'] = readFileSync(`${dir}/${tid}/schedstat`, 'utf8').trim().split(/\s+/);
+      run += Number(onCpu);
+      wait += Number(waiting);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return { runMs: run / 1e6, waitMs: wait / 1e6 };
+}
+
+type CpuSnapshot = Partial<Record<ProcessName, CpuUse>>;
+
+function cpuSnapshot(pids: Partial<Record<ProcessName, number>>): CpuSnapshot {
+  const snapshot: CpuSnapshot = {};
+  for (const [name, pid] of Object.entries(pids) as Array<[ProcessName, number | undefined]>) {
+    const use = pid === undefined ? undefined : schedstat(pid);
+    if (use !== undefined) snapshot[name] = use;
+  }
+  return snapshot;
+}
+
+function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): CpuSnapshot {
+  const delta: CpuSnapshot = {};
+  for (const [name, end] of Object.entries(after) as Array<[ProcessName, CpuUse]>) {
+    const start = before[name];
+    if (start !== undefined) delta[name] = { runMs: round2(end.runMs - start.runMs), waitMs: round2(end.waitMs - start.waitMs) };
+  }
+  return delta;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis
 
@@ -271,28 +335,26 @@ async function startRedis(scratch: string): Promise<RedisHandle> {
     const port = await freePort();
     const dir = join(scratch, `redis-${port}`);
     mkdirSync(dir, { recursive: true });
-    const child = startChild('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], childEnv({}));
-    const spawnFailed = new Promise<never>((_, reject) => child.process.once('error', reject));
-    const url = `redis://127.0.0.1:${port}`;
+    let child: Child;
     try {
-      for (let tries = 0; ; tries += 1) {
-        if (!isRunning(child)) throw new Error(`redis-server exited: ${child.output.slice(-1000)}`);
-        try {
-          const version = await Promise.race([pingRedis(url), spawnFailed]);
-          return { url, own: true, version, child };
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('redis-server is not installed: install it, or set REDIS_URL to a Redis to use');
-          if (tries >= 50) throw error;
-          await new Promise((wake) => setTimeout(wake, 100));
-        }
-      }
+      child = startChild('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], childEnv({}));
     } catch (error) {
-      lastError = error;
-      await stopChild(child, 1000);
-      if (error instanceof Error && error.message.startsWith('redis-server is not installed')) throw error;
+      throw new Error('could not run redis-server (is it installed?): install Redis, or set REDIS_URL to a Redis to use', { cause: error });
     }
+    const url = `redis://127.0.0.1:${port}`;
+    // Another process may take the port between freePort() and redis-server binding it: try another.
+    for (let tries = 0; tries < 50 && isRunning(child); tries += 1) {
+      try {
+        return { url, own: true, version: await pingRedis(url), child };
+      } catch (error) {
+        lastError = error;
+        await new Promise((wake) => setTimeout(wake, 100));
+      }
+    }
+    lastError = new Error(`redis-server on port ${port} did not answer: ${child.output.slice(-1000) || String(lastError)}`, { cause: lastError });
+    await stopChild(child, 1000);
   }
-  throw new Error(`could not start redis-server: ${String(lastError)}`);
+  throw new Error(`could not start redis-server: ${String(lastError)}`, { cause: lastError });
 }
 
 async function deleteKeys(url: string, prefix: string): Promise<void> {
@@ -413,7 +475,7 @@ function median(values: readonly number[]): number {
 
 const round2 = (value: number): number => Math.round(value * 100) / 100;
 
-function toSample(round: number, variant: Variant, position: number, timed: Timed, countTokens: (text: string) => number): Sample {
+function toSample(round: number, variant: Variant, position: number, timed: Timed, cpu: CpuSnapshot, countTokens: (text: string) => number): Sample {
   const tokens = countTokens(timed.text);
   const totalMs = timed.endedAt - timed.startedAt;
   const streamMs = timed.lastAt - timed.firstAt;
@@ -429,6 +491,7 @@ function toSample(round: number, variant: Variant, position: number, timed: Time
     tokensPerSecond: round2(tokens / (totalMs / 1000)),
     decodeTokensPerSecond: round2(streamMs > 0 ? (tokens - 1) / (streamMs / 1000) : Number.NaN),
     pieces: timed.pieces,
+    cpu,
   };
 }
 
@@ -442,6 +505,8 @@ interface VariantSummary {
   /** Last text → end of the answer (the pipeline's `done` after its last delta). */
   readonly medianTailMs: number;
   readonly medianPieces: number;
+  /** Median CPU per answer of each process (see Sample.cpu). */
+  readonly cpu: Partial<Record<ProcessName, CpuUse>>;
 }
 
 function summarize(samples: readonly Sample[], variant: Variant): VariantSummary {
@@ -455,8 +520,19 @@ function summarize(samples: readonly Sample[], variant: Variant): VariantSummary
     medianTtftMs: round2(median(mine.map((sample) => sample.ttftMs))),
     medianTailMs: round2(median(mine.map((sample) => sample.totalMs - sample.lastTextMs))),
     medianPieces: median(mine.map((sample) => sample.pieces)),
+    cpu: Object.fromEntries(
+      PROCESS_NAMES.filter((name) => mine.some((sample) => sample.cpu[name] !== undefined)).map((name) => [
+        name,
+        {
+          runMs: round2(median(mine.map((sample) => sample.cpu[name]?.runMs ?? 0))),
+          waitMs: round2(median(mine.map((sample) => sample.cpu[name]?.waitMs ?? 0))),
+        },
+      ]),
+    ),
   };
 }
+
+const PROCESS_NAMES: readonly ProcessName[] = ['bench', 'worker', 'gateway', 'redis'];
 
 /** Median over rounds of (a's rate ÷ b's rate in the same round): pairs cancel slow drifts. */
 function pairedRatio(samples: readonly Sample[], a: Variant, b: Variant): number {
@@ -475,6 +551,7 @@ function markdown(result: BenchResult): string {
   const { summary, ratios, settings } = result;
   const row = (variant: Variant, label: string): string => {
     const s = summary[variant];
+    if (s === undefined) return '';
     return `| ${label} | ${s.medianTokensPerSecond.toFixed(1)} | ${s.medianDecodeTokensPerSecond.toFixed(1)} | ${s.medianTotalMs.toFixed(1)} | ${s.medianTtftMs.toFixed(2)} | ${s.medianTailMs.toFixed(2)} | ${s.tokens} | ${s.medianPieces} |`;
   };
   return [
@@ -490,15 +567,35 @@ function markdown(result: BenchResult): string {
     row('raw', 'direct: node-llama-cpp LlamaChatSession'),
     row('provider', 'direct: LocalLlamaProvider.generate'),
     row('pipeline', 'pipeline: WebSocket → gateway → Redis → worker → Redis → gateway → WebSocket'),
+    ...(summary.inprocess === undefined ? [] : [row('inprocess', 'diagnostic: the same pipeline with gateway and worker in the bench process')]),
     '',
     `**pipeline ÷ direct (node-llama-cpp): ${pct(ratios.pipelineOverRaw)}** (median of per-round ratios ${pct(ratios.pairedPipelineOverRaw)}); target ≥ ${pct(TARGET_RATIO)}: ${result.targetMet ? 'met' : 'NOT met'}.`,
     `pipeline ÷ LocalLlamaProvider: ${pct(ratios.pipelineOverProvider)} (paired ${pct(ratios.pairedPipelineOverProvider)}); LocalLlamaProvider ÷ node-llama-cpp: ${pct(ratios.providerOverRaw)} (paired ${pct(ratios.pairedProviderOverRaw)}).`,
+    ...(ratios.inprocessOverProvider === undefined ? [] : [`in-process pipeline ÷ LocalLlamaProvider: ${pct(ratios.inprocessOverProvider)} (paired ${pct(ratios.pairedInprocessOverProvider ?? Number.NaN)}).`]),
     `Every variant produced the same text: ${result.sameText ? 'yes' : 'NO'}.`,
     '',
+    ...cpuTable(result),
     'tokens/s = tokens of the received text (model tokenizer) ÷ (request → end of answer). "streaming tokens/s" leaves out the time to the first text. ' +
       'tail = last text → end (for the pipeline: last delta → done frame).',
     '',
   ].join('\n');
+}
+
+function cpuTable(result: BenchResult): string[] {
+  const names = PROCESS_NAMES.filter((name) => result.variants.some((variant) => result.summary[variant]?.cpu[name] !== undefined));
+  if (names.length === 0) return [];
+  const cell = (variant: Variant, name: ProcessName): string => {
+    const use = result.summary[variant]?.cpu[name];
+    return use === undefined ? '–' : `${use.runMs.toFixed(1)} / ${use.waitMs.toFixed(1)}`;
+  };
+  return [
+    'CPU per answer, median ms on a CPU / ms runnable but waiting for one (all threads; /proc schedstat). The bench process is the client in the pipeline rounds.',
+    '',
+    `| variant | ${names.join(' | ')} |`,
+    `|---|${names.map(() => '---').join('|')}|`,
+    ...result.variants.map((variant) => `| ${variant} | ${names.map((name) => cell(variant, name)).join(' | ')} |`),
+    '',
+  ];
 }
 
 interface BenchResult {
@@ -525,7 +622,8 @@ interface BenchResult {
   /** The worker's own "local model loaded" log line: proof it ran the same model the same way. */
   readonly workerModel: Record<string, unknown>;
   readonly processes: { readonly redis: number | null; readonly gateway: number; readonly worker: number };
-  readonly summary: Record<Variant, VariantSummary>;
+  readonly variants: readonly Variant[];
+  readonly summary: Partial<Record<Variant, VariantSummary>>;
   readonly ratios: {
     readonly pipelineOverRaw: number;
     readonly pipelineOverProvider: number;
@@ -533,6 +631,8 @@ interface BenchResult {
     readonly pairedPipelineOverRaw: number;
     readonly pairedPipelineOverProvider: number;
     readonly pairedProviderOverRaw: number;
+    readonly inprocessOverProvider?: number;
+    readonly pairedInprocessOverProvider?: number;
   };
   readonly target: number;
   readonly targetMet: boolean;
@@ -555,7 +655,6 @@ async function main(): Promise<number> {
     for (const step of cleanups.splice(0).reverse()) await step().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
     rmSync(scratch, { recursive: true, force: true });
   };
-  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (interrupted) process.exit(130);
     interrupted = true;
@@ -591,7 +690,7 @@ async function main(): Promise<number> {
     log(`Redis ${redis.version} at ${redis.url} (${redis.own ? 'own redis-server' : 'REDIS_URL'})`);
 
     const common = { ...settings, REDIS_URL: redis.url, KEY_PREFIX: prefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json' };
-    const tsx = ['--import', 'tsx'];
+    const tsx = [...(options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir]), '--import', 'tsx'];
     const gateway = startChild('gateway', process.execPath, [...tsx, 'src/gateway/main.ts'], childEnv({ ...common, HOST: '127.0.0.1', PORT: '0' }));
     cleanups.push(() => stopChild(gateway));
     const worker = startChild('worker', process.execPath, [...tsx, 'src/worker/main.ts'], childEnv(common));
@@ -603,6 +702,23 @@ async function main(): Promise<number> {
     cleanups.push(() => provider.close());
     await provider.start();
 
+    const variants: Variant[] = ['raw', 'provider', 'pipeline'];
+    let inProcessUrl = '';
+    if (options.inProcess) {
+      const { startGateway } = await import('../src/gateway/server.js');
+      const { startWorker } = await import('../src/worker/worker.js');
+      const { createLogger } = await import('../src/shared/logger.js');
+      const inConfig = loadConfig({ ...settings, REDIS_URL: redis.url, KEY_PREFIX: `${prefix}in:`, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' });
+      const logger = createLogger('bench-in-process', 'warn');
+      const inProvider = new LocalLlamaProvider(inConfig.model, logger, { gpu: false });
+      const inWorker = await startWorker(inConfig, inProvider, logger);
+      cleanups.push(() => inWorker.stop());
+      const inGateway = await startGateway(inConfig, logger);
+      cleanups.push(() => inGateway.stop());
+      inProcessUrl = inGateway.url;
+      variants.push('inprocess');
+    }
+
     const listening = await waitForLog(gateway, (line) => line.msg === 'gateway listening', 60_000);
     const gatewayUrl = String(listening.url);
     const workerModel = await waitForLog(worker, (line) => line.msg === 'local model loaded', 60_000);
@@ -610,18 +726,25 @@ async function main(): Promise<number> {
     if (workerModel.gpu !== false) log(`warning: the worker runs on gpu=${String(workerModel.gpu)}, the direct variants on the CPU`);
     log(`gateway ${gatewayUrl}, worker ready (${String(workerModel.contextSize)}-token context, ${String(workerModel.threads)} thread(s), ${String(workerModel.parallel)} sequences)`);
 
+    const pids: Partial<Record<ProcessName, number>> = { bench: process.pid, worker: worker.pid, gateway: gateway.pid, redis: redis.child?.pid };
     const samples: Sample[] = [];
     const texts = new Set<string>();
     const total = options.warmup + options.rounds;
     for (let index = 0; index < total; index += 1) {
       const round = index - options.warmup;
       // Rotate the order: raw/provider/pipeline, provider/pipeline/raw, pipeline/raw/provider, …
-      const order = VARIANTS.map((_, position) => VARIANTS[(position + index) % VARIANTS.length] ?? 'raw');
+      const order = variants.map((_, position) => variants[(position + index) % variants.length] ?? 'raw');
       const line: string[] = [];
       for (const [position, variant] of order.entries()) {
+        const cpuBefore = cpuSnapshot(pids);
         const timed =
-          variant === 'raw' ? await measure((onText) => raw.run(onText)) : variant === 'provider' ? await measure((onText) => runProvider(provider, onText)) : await runPipeline(gatewayUrl);
-        const sample = toSample(round, variant, position, timed, (text) => provider.countTokens(text));
+          variant === 'raw'
+            ? await measure((onText) => raw.run(onText))
+            : variant === 'provider'
+              ? await measure((onText) => runProvider(provider, onText))
+              : await runPipeline(variant === 'pipeline' ? gatewayUrl : inProcessUrl);
+        const cpu = cpuDelta(cpuBefore, cpuSnapshot(pids));
+        const sample = toSample(round, variant, position, timed, cpu, (text) => provider.countTokens(text));
         texts.add(timed.text);
         line.push(`${variant} ${sample.tokensPerSecond.toFixed(0)} tok/s (${sample.tokens} tokens, ${sample.totalMs.toFixed(0)} ms)`);
         if (round >= 0) samples.push(sample);
@@ -630,6 +753,7 @@ async function main(): Promise<number> {
     }
 
     const summary = { raw: summarize(samples, 'raw'), provider: summarize(samples, 'provider'), pipeline: summarize(samples, 'pipeline') };
+    const inprocess = options.inProcess ? summarize(samples, 'inprocess') : undefined;
     const ratios = {
       pipelineOverRaw: summary.pipeline.medianTokensPerSecond / summary.raw.medianTokensPerSecond,
       pipelineOverProvider: summary.pipeline.medianTokensPerSecond / summary.provider.medianTokensPerSecond,
@@ -637,6 +761,12 @@ async function main(): Promise<number> {
       pairedPipelineOverRaw: pairedRatio(samples, 'pipeline', 'raw'),
       pairedPipelineOverProvider: pairedRatio(samples, 'pipeline', 'provider'),
       pairedProviderOverRaw: pairedRatio(samples, 'provider', 'raw'),
+      ...(inprocess === undefined
+        ? {}
+        : {
+            inprocessOverProvider: inprocess.medianTokensPerSecond / summary.provider.medianTokensPerSecond,
+            pairedInprocessOverProvider: pairedRatio(samples, 'inprocess', 'provider'),
+          }),
     };
     const timestamp = new Date().toISOString();
     const cpuList = cpus();
@@ -663,7 +793,8 @@ async function main(): Promise<number> {
       redis: { own: redis.own, version: redis.version },
       workerModel,
       processes: { redis: redis.child?.pid ?? null, gateway: gateway.pid, worker: worker.pid },
-      summary,
+      variants,
+      summary: { ...summary, ...(inprocess === undefined ? {} : { inprocess }) },
       ratios,
       target: TARGET_RATIO,
       targetMet: ratios.pipelineOverRaw >= TARGET_RATIO,
@@ -685,6 +816,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    if (interrupted) return;
     console.error(`bench:model failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     process.exit(1);
   },

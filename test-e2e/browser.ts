@@ -40,7 +40,7 @@ export function ensureWebBuild(): void {
 export interface OpenedPage {
   readonly context: BrowserContext;
   readonly page: Page;
-  /** Uncaught exceptions in the page: a test fails if any appear. */
+  /** Uncaught exceptions and Content-Security-Policy violations: a test fails if any appear. */
   readonly errors: string[];
 }
 
@@ -49,6 +49,9 @@ export async function openPage(browser: Browser, url: string, options: BrowserCo
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) errors.push(message.text());
+  });
   await page.goto(url);
   return { context, page, errors };
 }

@@ -240,16 +240,20 @@ describe('web chat', () => {
     await startChat(page);
     await send(page, 'Keep going through a restart');
     await page.waitForFunction(() => (document.querySelector('article.turn .bot .message-content') as HTMLElement | null)?.innerText.includes('w03') ?? false);
-    const reconnecting = page.locator('[data-connection="reconnecting"]').waitFor({ timeout: 10_000 });
-    await system.restartGateway();
-    await reconnecting;
+    const restarted = system.restartGateway();
+    await page.locator('[data-connection="reconnecting"]').waitFor({ timeout: 10_000 });
     assert.match(await page.getByRole('status').filter({ hasText: /Reconnecting|Offline/ }).innerText(), /Reconnecting|Offline/);
+    // Typed while the gateway is away: kept, shown as waiting, delivered after the reconnect.
+    await send(page, 'Sent while reconnecting');
+    assert.equal(await turnStatus(page, 1), 'sending');
+    await restarted;
     await waitOnline(page);
     const seen = await watchAnswer(page, 0, 'done');
     assert.equal(seen.at(-1), full);
     assertPrefixes(seen, full);
-    await send(page, 'Still there?');
     await waitStatus(page, 1, 'done');
+    assert.equal(await answerText(page, 1), full);
+    assert.equal(await turns(page).count(), 2, 'the message was sent once');
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -71,7 +71,7 @@ export class RawRedis {
   sentBytes = 0;
   /** Bytes Redis sent to this connection (Redis counts them as output). */
   receivedBytes = 0;
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private readonly waiters: Waiter[] = [];
   private pushListener: ((value: RespValue) => void) | undefined;
   private failure: Error | undefined;

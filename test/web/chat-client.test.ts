@@ -358,6 +358,17 @@ describe('ChatClient: messages', () => {
     assert.deepEqual(socket.framesOf('message').at(-1), { type: 'message', text: 'too much', clientId: 'c-3' });
   });
 
+  it('uses the clientId of a rejection when the server names it', async () => {
+    const env = setup();
+    const socket = await online(env);
+    env.client.send('fine');
+    env.client.send('refused');
+    socket.receive({ type: 'error', code: 'message_too_long', message: 'Too long.', clientId: 'c-2' });
+    assert.deepEqual(env.turns().map((turn) => turn.status), ['sending', 'error']);
+    socket.receive({ type: 'accepted', id: 'h1', seq: 1, timestamp: 't', clientId: 'c-1' });
+    assert.deepEqual(env.turns().map((turn) => turn.status), ['queued', 'error']);
+  });
+
   it('ignores an internal error frame (the server closes and we resend)', async () => {
     const env = setup();
     const socket = await online(env);

@@ -17,10 +17,10 @@ import {
   stoppableTurn,
   type ChatState,
 } from './chat-state.js';
-import { isAnswerEvent, parseServerFrame } from './server-frames.js';
+import { isAnswerEvent, parseServerFrame, type IncomingFrame } from './server-frames.js';
 import type { SessionApi } from './session-api.js';
 import type { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/protocol.js';
-import type { ClientFrame, ErrorCode, OpenSocket, ServerFrame, SessionView, SocketConnection, Timers } from './types.js';
+import type { ClientFrame, ErrorCode, OpenSocket, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
 
 export type ConnectionStatus = 'connecting' | 'online' | 'reconnecting';
 export type ClientPhase = 'loading' | 'ready' | 'expired';
@@ -231,7 +231,7 @@ export class ChatClient {
     this.onControlFrame(frame);
   }
 
-  private onControlFrame(frame: ServerFrame): void {
+  private onControlFrame(frame: Exclude<IncomingFrame, StoredEvent>): void {
     switch (frame.type) {
       case 'ready':
         this.onReady();
@@ -242,7 +242,7 @@ export class ChatClient {
         this.saveOutbox();
         return;
       case 'error':
-        this.onRejected(frame.code, frame.message, (frame as { clientId?: unknown }).clientId);
+        this.onRejected(frame.code, frame.message, 'clientId' in frame ? frame.clientId : undefined);
         return;
       case 'reset':
         void this.reload();
@@ -262,7 +262,7 @@ export class ChatClient {
     }
   }
 
-  private applyAnswerEvent(frame: Parameters<typeof applyEvent>[1]): void {
+  private applyAnswerEvent(frame: StoredEvent): void {
     this.setChat(applyEvent(this.snapshot.chat, frame));
     if (this.fillTimer === undefined && this.snapshot.chat.turns.some((turn) => turn.textUnknown === true)) {
       this.fillTimer = this.options.timers.setTimeout(() => void this.fillTexts(), FILL_DELAY_MS);
@@ -270,13 +270,13 @@ export class ChatClient {
   }
 
   /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
-  private onRejected(code: string, message: string, clientIdField: unknown): void {
+  private onRejected(code: string, message: string, namedClientId: string | undefined): void {
     if (code === 'invalid_event_id') {
       void this.reload();
       return;
     }
     if (!MESSAGE_REJECTIONS.has(code)) return;
-    const clientId = typeof clientIdField === 'string' ? clientIdField : this.inFlight[0];
+    const clientId = namedClientId ?? this.inFlight[0];
     if (clientId === undefined) return;
     this.inFlight = this.inFlight.filter((candidate) => candidate !== clientId);
     this.setChat(applyRejection(this.snapshot.chat, clientId, { code, message }));

@@ -6,11 +6,24 @@ import type { ErrorCode, ServerFrame, StoredEvent } from './types.js';
 
 type Json = Record<string, unknown>;
 
+/**
+ * A rejected frame. The protocol does not name the message it refuses (the client takes the
+ * oldest one in flight); a `clientId`, if a server adds one, is used instead.
+ */
+export interface RejectionFrame {
+  readonly type: 'error';
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly clientId?: string;
+}
+
+export type IncomingFrame = Exclude<ServerFrame, { type: 'error' }> | StoredEvent | RejectionFrame;
+
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
 const isEventId = (value: unknown): value is string => isString(value) && /^(0|\d{1,20}-\d{1,20})$/.test(value);
 
-export function parseServerFrame(data: unknown): ServerFrame | undefined {
+export function parseServerFrame(data: unknown): IncomingFrame | undefined {
   if (!isString(data)) return undefined;
   let json: unknown;
   try {
@@ -31,14 +44,19 @@ export function parseServerFrame(data: unknown): ServerFrame | undefined {
       return { type: 'pong' };
     case 'error':
       if (frame.eventId !== undefined) return parseEvent(frame);
-      if (!isString(frame.code)) return undefined;
-      return { type: 'error', code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code };
+      return parseRejection(frame);
     default:
       return parseEvent(frame);
   }
 }
 
-function parseAccepted(frame: Json): ServerFrame | undefined {
+function parseRejection(frame: Json): RejectionFrame | undefined {
+  if (!isString(frame.code)) return undefined;
+  const rejection: RejectionFrame = { type: 'error', code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code };
+  return isString(frame.clientId) ? { ...rejection, clientId: frame.clientId } : rejection;
+}
+
+function parseAccepted(frame: Json): IncomingFrame | undefined {
   if (!isString(frame.id) || !isSeq(frame.seq)) return undefined;
   const accepted = { type: 'accepted' as const, id: frame.id, seq: frame.seq, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
   return isString(frame.clientId) ? { ...accepted, clientId: frame.clientId } : accepted;
@@ -64,6 +82,6 @@ function parseEvent(frame: Json): StoredEvent | undefined {
   }
 }
 
-export function isAnswerEvent(frame: ServerFrame): frame is StoredEvent {
+export function isAnswerEvent(frame: IncomingFrame): frame is StoredEvent {
   return 'eventId' in frame && frame.eventId !== undefined && 'seq' in frame && frame.seq !== undefined;
 }

@@ -13,9 +13,13 @@ function onCopyClick(event: MouseEvent<HTMLDivElement>): void {
   if (!(button instanceof HTMLButtonElement)) return;
   const code = button.closest('.code-block')?.querySelector('code')?.textContent ?? '';
   void copyText(code).then((ok) => {
+    const label = button.getAttribute('aria-label') ?? 'Copy code';
+    // The label changes too, or a screen reader would never hear that it worked.
     button.textContent = ok ? 'Copied' : 'Copy failed';
+    button.setAttribute('aria-label', button.textContent);
     window.setTimeout(() => {
       button.textContent = 'Copy';
+      button.setAttribute('aria-label', label);
     }, COPIED_MS);
   });
 }

@@ -26,11 +26,19 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
     if (pinned.current) setBehind(false);
   }, []);
 
+  const shownTurns = useRef(turns.length);
   useLayoutEffect(() => {
     const element = scroller.current;
     if (element === null) return;
-    if (pinned.current) element.scrollTop = element.scrollHeight;
-    else setBehind(true);
+    // The user's own new message brings the view back down, wherever they had scrolled.
+    if (turns.length > shownTurns.current && turns.at(-1)?.status === 'sending') pinned.current = true;
+    shownTurns.current = turns.length;
+    if (pinned.current) {
+      element.scrollTop = element.scrollHeight;
+      setBehind(false);
+    } else {
+      setBehind(true);
+    }
   }, [turns]);
 
   const jumpToLatest = () => {

@@ -46,10 +46,11 @@ function Answer({ turn, waitingBehind, onRetry }: Omit<TurnViewProps, 'online'>)
     <div className="bot">
       <span className="sr-only">Parley: </span>
       {thinking ? (
-        <div className="thinking" aria-label="Parley is thinking">
-          <span />
-          <span />
-          <span />
+        <div className="thinking">
+          <span className="sr-only">Thinking…</span>
+          <span aria-hidden="true" />
+          <span aria-hidden="true" />
+          <span aria-hidden="true" />
         </div>
       ) : (
         <Markdown text={turn.answer} streaming={answering} />

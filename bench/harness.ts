@@ -1,0 +1,216 @@
+/**
+ * The benchmark run: starts (or targets) the system, runs the selected phases in an order that
+ * keeps them from disturbing each other, and returns one result object. bench/run.ts is the
+ * command line around it; the smoke test runs that command.
+ *
+ * Order: with 1 gateway + 1 worker: throughput, latency, streaming overhead, Redis cost and
+ * memory, idle connections; then the scale-out throughput run (N + N); then the ceilings, with
+ * nothing else running.
+ */
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { BenchModelSettings } from './bench-model.js';
+import type { PhaseContext, StackContext } from './lib/context.js';
+import type { BenchOptions, Phase } from './lib/options.js';
+import { runConnections, type ConnectionsResult } from './lib/phase-connections.js';
+import { runRedisCeiling, runWebSocketCeiling, type RedisCeiling, type WebSocketCeiling } from './lib/phase-ceiling.js';
+import { runLatency, runStreamingOverhead, runThroughput, type LatencyRun, type StreamingResult, type ThroughputRun } from './lib/phase-load.js';
+import { lengthCheck, measureCost, measureMemory, type CostResult, type CostVariant, type LengthCheck, type MemoryResult } from './lib/phase-redis.js';
+import type { ProcessGroup } from './lib/processes.js';
+import { summarizeProfiles, type ProfileSummary } from './lib/profile.js';
+import { snapshot } from './lib/redis-observe.js';
+import { RawRedis } from './lib/resp.js';
+import { startRedis, startStack, targetStack, type RedisEndpoint, type Stack } from './lib/stack.js';
+import { round3 } from './lib/stats.js';
+import { evaluateTargets, type TargetCheck } from './lib/targets.js';
+
+export interface SlowlogEntry {
+  readonly durationUs: number;
+  readonly command: string;
+}
+
+export interface BenchResult {
+  readonly meta: {
+    startedAt: string;
+    finishedAt: string;
+    seconds: number;
+    command: string;
+    system: 'own' | 'target';
+    machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; loadAverageAtStart: number[]; redis: string };
+    options: BenchOptions;
+  };
+  readonly throughput: ThroughputRun[];
+  readonly latency: LatencyRun[];
+  readonly streaming: StreamingResult | null;
+  readonly redis: { cost: CostResult[]; lengthChecks: LengthCheck[]; memory: MemoryResult | null; slowlog: SlowlogEntry[] } | null;
+  readonly connections: ConnectionsResult | null;
+  readonly ceiling: {
+    redis: RedisCeiling | null;
+    /** Turns/s if Redis had a whole core: throughput / Redis CPU share in the 1 + 1 plain run. */
+    redisCpuBasedTurnsPerSec: number | null;
+    websocket: WebSocketCeiling | null;
+    /** Best 1 + 1 throughput of this run (turns/s) and its share of each ceiling. */
+    ourTurnsPerSec: number | null;
+    percentOfRedis: number | null;
+    percentOfWebSocket: number | null;
+  } | null;
+  readonly targets: TargetCheck[];
+  readonly profiles: ProfileSummary[];
+  readonly skipped: Partial<Record<Phase | 'scale-out', string>>;
+}
+
+export interface RunHooks {
+  readonly log: (line: string) => void;
+  readonly signal: AbortSignal;
+  /** Folder for child logs and profiles of this run. */
+  readonly workDir: string;
+  readonly command: string;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function want(options: BenchOptions, phase: Phase): boolean {
+  return options.phases.includes(phase);
+}
+
+async function slowlog(admin: RawRedis): Promise<SlowlogEntry[]> {
+  const reply = await admin.command('SLOWLOG', 'GET', '20').catch(() => []);
+  await admin.command('SLOWLOG', 'RESET').catch(() => undefined);
+  if (!Array.isArray(reply)) return [];
+  return reply.flatMap((entry) => {
+    if (!Array.isArray(entry)) return [];
+    const args = Array.isArray(entry[3]) ? entry[3].map(String) : [];
+    return [{ durationUs: Number(entry[2]), command: args.slice(0, 2).join(' ').slice(0, 120) }];
+  });
+}
+
+function costVariants(options: BenchOptions, base: BenchModelSettings): CostVariant[] {
+  const [short, long] = options.costTokens;
+  return [
+    { label: `baseline: ${base.tokens} tokens, ${base.rate === 'instant' ? 'instant' : `${base.rate} tokens/s`}`, tokens: base.tokens, rate: base.rate },
+    { label: `${short} tokens, instant`, tokens: short, rate: 'instant' },
+    { label: `${long} tokens, instant`, tokens: long, rate: 'instant' },
+    { label: `${short} tokens, ${options.costRate} tokens/s`, tokens: short, rate: options.costRate },
+    { label: `${long} tokens, ${options.costRate} tokens/s`, tokens: long, rate: options.costRate },
+  ];
+}
+
+/** The phases that need the 1 + 1 system, in order. */
+async function singleStackPhases(ctx: StackContext, result: Mutable<BenchResult>): Promise<void> {
+  const { options } = ctx;
+  const workers = ctx.stack.managedWorkers ? ctx.stack.workerPids.length : null;
+  if (want(options, 'throughput')) for (const mode of options.modes) result.throughput.push(await runThroughput(ctx, mode, workers));
+  if (want(options, 'latency')) {
+    for (const mode of options.modes) for (const rate of options.latencyRates) result.latency.push(await runLatency(ctx, mode, rate));
+  }
+  const slow = await slowlog(ctx.admin);
+  if (want(options, 'streaming')) {
+    if (ctx.stack.managedWorkers) result.streaming = await runStreamingOverhead(ctx);
+    else result.skipped.streaming = 'needs the harness own workers (the yield times come from the model double)';
+  }
+  if (want(options, 'redis') || want(options, 'ceiling')) {
+    const variants = ctx.stack.managedWorkers && want(options, 'redis') ? costVariants(options, ctx.baseModel) : costVariants(options, ctx.baseModel).slice(0, 1);
+    const cost: CostResult[] = [];
+    for (const variant of variants) cost.push(await measureCost(ctx, variant));
+    const [, shortInstant, longInstant, shortRate, longRate] = cost;
+    const lengthChecks = [shortInstant && longInstant ? lengthCheck(shortInstant, longInstant) : undefined, shortRate && longRate ? lengthCheck(shortRate, longRate) : undefined];
+    const memory = want(options, 'redis') ? await measureMemory(ctx) : null;
+    result.redis = { cost, lengthChecks: lengthChecks.filter((check): check is LengthCheck => check !== undefined), memory, slowlog: slow };
+  }
+  if (want(options, 'connections')) result.connections = await runConnections(ctx);
+}
+
+async function scaleOutPhase(ctx: PhaseContext, result: Mutable<BenchResult>, stack: Stack): Promise<void> {
+  const scaled: StackContext = { ...ctx, stack };
+  for (const mode of ctx.options.modes) result.throughput.push(await runThroughput(scaled, mode, stack.workerPids.length));
+}
+
+async function ceilingPhase(ctx: PhaseContext, result: Mutable<BenchResult>): Promise<void> {
+  const baseline = result.redis?.cost[0];
+  const redis = baseline === undefined ? null : await runRedisCeiling(ctx, baseline.roundTripsByCommand);
+  const websocket = await runWebSocketCeiling(ctx);
+  const single = result.throughput.filter((run) => run.gateways === 1);
+  const best = single.length === 0 ? null : Math.max(...single.map((run) => run.turnsPerSec));
+  const plain = single.find((run) => run.mode === 'plain') ?? single[0];
+  const redisShare = plain?.cpuPercent.redis;
+  result.ceiling = {
+    redis,
+    redisCpuBasedTurnsPerSec: plain === undefined || redisShare === undefined || redisShare <= 0 ? null : round3(plain.turnsPerSec / (redisShare / 100)),
+    websocket,
+    ourTurnsPerSec: best,
+    percentOfRedis: best === null || redis === null || redis.turnsPerSec === 0 ? null : round3((best / redis.turnsPerSec) * 100),
+    percentOfWebSocket: best === null || websocket.roundTripsPerSec === 0 ? null : round3((best / websocket.roundTripsPerSec) * 100),
+  };
+}
+
+function machine(redisVersion: string): BenchResult['meta']['machine'] {
+  const cpuList = cpus();
+  return {
+    cpus: cpuList.length,
+    cpuModel: cpuList[0]?.model ?? 'unknown',
+    memoryGiB: round3(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    loadAverageAtStart: loadavg().map(round3),
+    redis: redisVersion,
+  };
+}
+
+async function redisEndpoint(options: BenchOptions, group: ProcessGroup): Promise<RedisEndpoint> {
+  if (options.redisUrl === undefined) return startRedis(group, options.redisPortFrom);
+  const url = new URL(options.redisUrl);
+  return { host: url.hostname, port: Number(url.port || 6379), url: options.redisUrl, pid: null };
+}
+
+export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group: ProcessGroup): Promise<BenchResult> {
+  const startedAt = new Date();
+  const own = options.targets.length === 0;
+  const redis = await redisEndpoint(options, group);
+  const admin = await RawRedis.connect(redis.host, redis.port);
+  const baseModel: BenchModelSettings = { tokens: options.tokens, rate: options.rate, recordYields: false };
+  const ctx: PhaseContext = { options, redis, admin, group, signal: hooks.signal, tag: startedAt.getTime().toString(36), baseModel, log: hooks.log };
+  const profileDir = options.cpuProf ? join(hooks.workDir, 'profiles') : undefined;
+  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
+  const result: Mutable<BenchResult> = {
+    meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options },
+    throughput: [],
+    latency: [],
+    streaming: null,
+    redis: null,
+    connections: null,
+    ceiling: null,
+    targets: [],
+    profiles: [],
+    skipped: {},
+  };
+  try {
+    // Every phase needs the 1 + 1 system: the ceiling takes its command mix from a turn measured there.
+    if (options.phases.length > 0) {
+      hooks.log(own ? 'starting 1 gateway + 1 worker' : `using ${options.targets.join(', ')}`);
+      const stack = own ? await startStack(group, { ...stackSettings, gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
+      try {
+        await singleStackPhases({ ...ctx, stack }, result);
+      } finally {
+        await stack.stop();
+      }
+    }
+    if (want(options, 'throughput') && options.scaleOut > 1 && own) {
+      hooks.log(`starting ${options.scaleOut} gateways + ${options.scaleOut} workers`);
+      const stack = await startStack(group, { ...stackSettings, gateways: options.scaleOut, workers: options.scaleOut });
+      try {
+        await scaleOutPhase(ctx, result, stack);
+      } finally {
+        await stack.stop();
+      }
+    } else if (want(options, 'throughput') && !own) result.skipped['scale-out'] = 'targets: the harness does not start processes';
+    if (want(options, 'ceiling')) await ceilingPhase(ctx, result);
+  } finally {
+    admin.close();
+  }
+  if (profileDir !== undefined) result.profiles = summarizeProfiles(profileDir);
+  result.targets = evaluateTargets(result);
+  const finishedAt = new Date();
+  result.meta.finishedAt = finishedAt.toISOString();
+  result.meta.seconds = round3((finishedAt.getTime() - startedAt.getTime()) / 1000);
+  return result;
+}

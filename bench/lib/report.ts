@@ -1,0 +1,175 @@
+/** The readable summary of a run (Markdown), written next to the JSON and printed at the end. */
+import type { BenchResult } from '../harness.js';
+import type { Distribution } from './stats.js';
+
+const num = (value: number | null | undefined, digits = 1) => (value === null || value === undefined ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits }));
+const ms = (value: number) => num(value, 2);
+
+function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function dist(d: Distribution): string[] {
+  return [ms(d.p50), ms(d.p95), ms(d.p99), ms(d.max), num(d.count, 0)];
+}
+
+function errors(record: Record<string, number>): string {
+  const entries = Object.entries(record);
+  return entries.length === 0 ? '0' : entries.map(([code, count]) => `${code}: ${count}`).join(', ');
+}
+
+function header(result: BenchResult): string {
+  const { meta } = result;
+  const o = meta.options;
+  return [
+    `# Parley benchmark — ${meta.startedAt}`,
+    '',
+    `- Command: \`${meta.command}\` (${o.preset} sizes, ${meta.seconds} s)`,
+    `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${num(meta.machine.memoryGiB)} GiB, Linux ${meta.machine.kernel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}; load average at start ${meta.machine.loadAverageAtStart.join(' / ')}`,
+    `- System: ${meta.system === 'own' ? "the harness's own redis-server, gateways and workers on 127.0.0.1" : `targets ${o.targets.join(', ')}`}`,
+    `- Model: BenchModelDouble, ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`,
+    `- Each load run: ${o.warmupMs / 1000} s warm-up, then ${o.durationMs / 1000} s measured. Latencies in ms.`,
+  ].join('\n');
+}
+
+function targetsSection(result: BenchResult): string {
+  const rows = result.targets.map((check) => [check.figure, check.target, check.measured, check.met === null ? '–' : check.met ? 'met' : '**missed**', check.caveat ?? '']);
+  return `## Targets (issue 5)\n\n${table(['figure', 'target', 'measured', '', 'note'], rows)}`;
+}
+
+function throughputSection(result: BenchResult): string {
+  if (result.throughput.length === 0) return '';
+  const rows = result.throughput.map((run) => [
+    run.label,
+    num(run.clients, 0),
+    num(run.turnsPerSec, 0),
+    `${num(run.perSecond.min, 0)}–${num(run.perSecond.max, 0)}`,
+    ms(run.latencyMs.p50),
+    ms(run.latencyMs.p99),
+    Object.entries(run.cpuPercent).map(([name, percent]) => `${name} ${num(percent, 0)}%`).join(', '),
+    num(run.redisCpuUsPerTurn, 1),
+    errors(run.errors) + (run.wrongAnswers > 0 ? `, wrong answers: ${run.wrongAnswers}` : ''),
+  ]);
+  return `## 1. Throughput (closed loop, saturation)\n\n${table(['system, mode', 'clients', 'turns/s', 'per-second range', 'latency p50', 'p99', 'CPU (% of a core)', 'Redis CPU µs/turn', 'errors'], rows)}`;
+}
+
+function latencySection(result: BenchResult): string {
+  if (result.latency.length === 0) return '';
+  const rows = result.latency.map((run) => [run.mode, num(run.offeredPerSec, 0), num(run.completedPerSec, 0), ...dist(run.latencyMs), ms(run.sendLagMs.p99), errors(run.errors)]);
+  return `## 2. Latency, send → done, instant model (open loop)\n\n${table(['mode', 'offered turns/s', 'completed/s', 'p50', 'p95', 'p99', 'max', 'turns', 'send lag p99', 'errors'], rows)}`;
+}
+
+function streamingSection(result: BenchResult): string {
+  const s = result.streaming;
+  if (s === null) return result.skipped.streaming === undefined ? '' : `## 3. Streaming overhead\n\nSkipped: ${result.skipped.streaming}`;
+  const rows = [
+    ['every chunk', ...dist(s.overheadMs)],
+    ['first chunk of an answer', ...dist(s.firstChunkMs)],
+    ['later chunks', ...dist(s.laterChunksMs)],
+  ];
+  return [
+    '## 3. Streaming overhead: model yields a chunk → client receives it',
+    '',
+    `${s.clients} streaming clients, ${s.tokens} tokens per answer at ${s.tokensPerSec} tokens/s, batch window ${s.batchWindowMs} ms; ${s.turns} answers, ${num(s.deltaFramesPerTurn.mean, 1)} delta frames (batches) per answer.`,
+    '',
+    table(['chunks', 'p50', 'p95', 'p99', 'max', 'count'], rows),
+  ].join('\n');
+}
+
+function redisSection(result: BenchResult): string {
+  const r = result.redis;
+  if (r === null) return '';
+  const rows = r.cost.map((c) => [c.label, num(c.turns, 0), num(c.batchesPerTurn, 2), num(c.roundTripsPerTurn, 2), num(c.evalshaPerTurn, 2), num(c.commandsPerTurn, 1), num(c.inputBytesPerTurn, 0), num(c.outputBytesPerTurn, 0), num(c.redisCpuUsPerTurn, 1)]);
+  const parts = [
+    '## 4. Redis cost per turn',
+    '',
+    'Round trips = commands clients sent (MONITOR); commands = everything Redis executed including inside scripts (INFO commandstats); bytes from total_net_input/output_bytes minus the harness\'s own traffic.',
+    '',
+    table(['answer', 'turns', 'batches/turn', 'round trips/turn', 'EVALSHA/turn', 'commands/turn', 'bytes in/turn', 'bytes out/turn', 'Redis CPU µs/turn'], rows),
+  ];
+  const baseline = r.cost[0];
+  if (baseline !== undefined) {
+    parts.push('', `Round trips of one turn (${baseline.label}): ${Object.entries(baseline.roundTripsByCommand).map(([name, count]) => `${name} ${num(count, 2)}`).join(', ')}.`);
+  }
+  if (r.lengthChecks.length > 0) {
+    const checks = r.lengthChecks.map((check) => [`${check.longTokens} vs ${check.shortTokens} tokens, ${check.rate === 'instant' ? 'instant' : `${check.rate} tokens/s`}`, num(check.extraBatches, 2), num(check.extraRoundTrips, 2), num(check.extraCommands, 1), num(check.roundTripsPerExtraBatch, 2), check.independentOfLength ? 'yes' : '**no**']);
+    parts.push('', table(['longer answer', 'extra batches', 'extra round trips', 'extra commands', 'round trips per extra batch', 'independent of length'], checks));
+  }
+  if (r.memory !== null) {
+    const m = r.memory;
+    parts.push(
+      '',
+      `Memory: ${m.sessions} sessions × ${m.turnsPerSession} turns (${m.tokens}-token answers): **${num(m.usedMemoryPerSessionBytes / 1024, 1)} KiB per session** (used_memory delta); keys alone (MEMORY USAGE) ${num(m.keyBytesPerSession / 1024, 1)} KiB: ${Object.entries(m.keyBytesByKey).map(([name, bytes]) => `${name} ${num(bytes / 1024, 1)} KiB`).join(', ')}.`,
+    );
+  }
+  if (r.slowlog.length > 0) parts.push('', `SLOWLOG (> 1 ms) during throughput and latency: ${r.slowlog.slice(0, 5).map((entry) => `${entry.command} ${entry.durationUs} µs`).join('; ')}.`);
+  return parts.join('\n');
+}
+
+function connectionsSection(result: BenchResult): string {
+  const c = result.connections;
+  if (c === null) return '';
+  return [
+    '## 5. Idle WebSocket connections on one gateway',
+    '',
+    table(
+      ['connections', 'sessions', 'time to open (upgrade)', 'time to ready', 'per second', 'gateway RSS before → after', 'RSS per connection', 'failed'],
+      [[num(c.requested, 0), `${num(c.sessions, 0)}${c.sessionsShared ? ' (shared)' : ' (one each)'}`, `${num(c.openMs, 0)} ms`, `${num(c.readyMs, 0)} ms`, num(c.connectionsPerSec, 0), `${num(c.gatewayRssBeforeKiB, 0)} → ${num(c.gatewayRssAfterKiB, 0)} KiB`, c.rssPerConnectionKiB === null ? '–' : `${num(c.rssPerConnectionKiB, 2)} KiB`, `${c.failed}${c.firstError === undefined ? '' : ` (${c.firstError})`}`]],
+    ),
+  ].join('\n');
+}
+
+function ceilingSection(result: BenchResult): string {
+  const c = result.ceiling;
+  if (c === null) return '';
+  const parts = ['## 6. Ceilings of this machine (same run)'];
+  if (c.redis !== null) {
+    const rates = c.redis.rates.map((rate) => [rate.kind, num(rate.opsPerSec, 0), ms(rate.p50Ms), ms(rate.p99Ms), rate.note ?? '']);
+    const mix = c.redis.mix.map((entry) => [entry.command, num(entry.perTurn, 2), entry.costedAs, num(entry.usPerTurn, 1)]);
+    parts.push(
+      '',
+      `redis-benchmark, ${c.redis.clients} connections, ${num(c.redis.requests, 0)} requests each, -P 1:`,
+      '',
+      table(['command', 'ops/s', 'p50', 'p99', 'note'], rates),
+      '',
+      table(['round trip of a turn', 'per turn', 'costed as', 'Redis µs/turn'], mix),
+      '',
+      `Redis-bound ceiling: ${num(c.redis.mixOpsPerSec, 0)} ops/s for this mix ÷ ${num(c.redis.roundTripsPerTurn, 2)} round trips per turn = **${num(c.redis.turnsPerSec, 0)} turns/s**. Cross-check from Redis CPU in the 1 + 1 plain run: ${num(c.redisCpuBasedTurnsPerSec, 0)} turns/s if Redis had a whole core.`,
+    );
+  }
+  if (c.websocket !== null) {
+    parts.push('', `WebSocket ceiling (bare ws echo server, ${c.websocket.clients} clients, ${c.websocket.frameBytes}-byte frames): **${num(c.websocket.roundTripsPerSec, 0)} round trips/s**, p50 ${ms(c.websocket.latencyMs.p50)} ms, p99 ${ms(c.websocket.latencyMs.p99)} ms.`);
+  }
+  parts.push('', `Our best 1 + 1 throughput: ${num(c.ourTurnsPerSec, 0)} turns/s = ${num(c.percentOfRedis)} % of the Redis ceiling, ${num(c.percentOfWebSocket)} % of the WebSocket ceiling.`);
+  return parts.join('\n');
+}
+
+function profilesSection(result: BenchResult): string {
+  if (result.profiles.length === 0) return '';
+  const parts = ['## CPU profiles'];
+  for (const profile of result.profiles) {
+    parts.push('', `**${profile.file}** — ${num(profile.activeMs, 0)} ms active: ${profile.byOrigin.slice(0, 8).map((entry) => `${entry.origin} ${num(entry.percent)}%`).join(', ')}`, '');
+    parts.push(table(['self %', 'function'], profile.topFunctions.slice(0, 10).map((entry) => [num(entry.percent), `\`${entry.function}\``])));
+  }
+  return parts.join('\n');
+}
+
+export function renderMarkdown(result: BenchResult): string {
+  const skipped = Object.entries(result.skipped).map(([phase, reason]) => `- ${phase}: ${reason}`);
+  return [
+    header(result),
+    targetsSection(result),
+    throughputSection(result),
+    latencySection(result),
+    streamingSection(result),
+    redisSection(result),
+    connectionsSection(result),
+    ceilingSection(result),
+    profilesSection(result),
+    skipped.length === 0 ? '' : `## Skipped\n\n${skipped.join('\n')}`,
+  ]
+    .filter((section) => section !== '')
+    .join('\n\n')
+    .concat('\n');
+}
