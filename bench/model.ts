@@ -107,7 +107,7 @@ interface Timed {
 
 function usage(): string {
   return [
-    'Usage: npm run bench:model -- [--smoke] [--rounds N] [--warmup N] [--max-tokens N] [--context N] [--threads N] [--parallel N] [--model PATH] [--out-dir DIR]',
+    'Usage: npm run bench:model -- [--smoke] [--rounds N] [--warmup N] [--max-tokens N] [--context N] [--threads N] [--parallel N] [--model PATH] [--out-dir DIR] [--in-process] [--cpu-prof DIR]',
     `  --model       GGUF file (default: LLM_MODEL_PATH, else ${DEFAULT_MODEL})`,
     '  --cpu-prof D  write V8 CPU profiles of the gateway and worker into folder D (for the bench process: node --cpu-prof)',
     '  --in-process  also measure the pipeline with gateway and worker in this process: separates the process hops from the Redis path',
@@ -117,6 +117,15 @@ function usage(): string {
 }
 
 function parseOptions(argv: readonly string[]): Options {
+  try {
+    return parseOptionsOrThrow(argv);
+  } catch (error) {
+    console.error(`bench:model: ${error instanceof Error ? error.message : String(error)}\n${usage()}`);
+    process.exit(2);
+  }
+}
+
+function parseOptionsOrThrow(argv: readonly string[]): Options {
   const { values } = parseArgs({
     args: [...argv],
     options: {

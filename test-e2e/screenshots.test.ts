@@ -1,6 +1,7 @@
 /**
- * Produces the screenshots under docs/screenshots/ (start screen and a chat with a code block,
- * light and dark, phone and desktop) from the real system, and checks each view fits its screen.
+ * Produces the screenshots (start screen and a chat with a code block, light and dark, phone and
+ * desktop) from the real system, and checks each view fits its screen. They go to test-results/
+ * on every run; `UPDATE_SCREENSHOTS=1 npm run test:e2e` refreshes the ones in docs/screenshots/.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, statSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { wordChunks } from '../test/support/fake-openai-server.js';
 import { startSystem, type TestSystem } from '../test/support/system.js';
 import { ensureWebBuild, launchChromium, openPage, send, startChat, waitOnline, waitStatus } from './browser.js';
 
-const OUT = fileURLToPath(new URL('../docs/screenshots/', import.meta.url));
+const OUT = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOTS === '1' ? '../docs/screenshots/' : '../test-results/screenshots/', import.meta.url));
 
 const ANSWERS = [
   "Hi Ada! I can answer questions, explain code and help you write. Ask away: you can send more while I'm answering.",

@@ -86,7 +86,7 @@ export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
-  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string }
+  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string }
   | { type: 'reset'; reason: string }
   | { type: 'pong' };
 

@@ -44,6 +44,8 @@ class FrameError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** The rejected message's clientId, echoed so the client knows which one it was. */
+    readonly clientId?: string,
   ) {
     super(message);
   }
@@ -111,7 +113,7 @@ export class ChatConnection implements LiveListener {
     this.inbound = this.inbound
       .then(() => (this.cursor === undefined ? undefined : this.handle(data, isBinary)))
       .catch((error: unknown) => {
-        if (error instanceof FrameError) this.reject(error.code, error.message);
+        if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId);
         else this.fail(error);
       });
   }
@@ -145,17 +147,17 @@ export class ChatConnection implements LiveListener {
   }
 
   private async sendMessage(text: string, clientId?: string): Promise<void> {
-    if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.');
+    if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.', clientId);
     // Characters are code points, as for names: an emoji counts once, not as two UTF-16 units.
     if (text.length > this.deps.messageMaxChars && [...text].length > this.deps.messageMaxChars) {
-      throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`);
+      throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`, clientId);
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
     const result = await this.deps.store.accept(this.token, text, clientId);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
-      throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.');
+      throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
     }
     if (result.status === 'accepted') {
       await enqueue(this.deps.redis, this.deps.queueKey, this.token);
@@ -187,9 +189,9 @@ export class ChatConnection implements LiveListener {
     }
   }
 
-  private reject(code: ErrorCode, message: string): void {
+  private reject(code: ErrorCode, message: string, clientId?: string): void {
     this.deps.metrics.rejected.inc({ code });
-    this.send({ type: 'error', code, message });
+    this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
   }
 
   private fail(error: unknown): void {

@@ -76,6 +76,8 @@ async function registerWeb(app: FastifyInstance, config: Config): Promise<void> 
         scriptSrc: ["'self'"],
         objectSrc: ["'none'"],
         frameAncestors: ["'none'"],
+        // Plain http on a LAN address must keep working; TLS is the reverse proxy's business.
+        upgradeInsecureRequests: null,
       },
     },
   });
@@ -84,7 +86,19 @@ async function registerWeb(app: FastifyInstance, config: Config): Promise<void> 
   }
   const webDir = config.webDir ?? DEFAULT_WEB_DIR;
   if (existsSync(webDir)) {
-    await app.register(fastifyStatic, { root: webDir, index: 'index.html', maxAge: '1h', immutable: false });
+    await app.register(fastifyStatic, {
+      root: webDir,
+      // With preCompressed, @fastify/static 10 answers 404 for "/" to a browser that accepts br;
+      // the page is served by its own route below instead.
+      index: false,
+      // The build writes .br/.gz next to each asset; hashed asset names never change content.
+      preCompressed: true,
+      cacheControl: false,
+      setHeaders: (response, path) => {
+        response.header('Cache-Control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');
+      },
+    });
+    app.get('/', (_request, reply) => reply.sendFile('index.html'));
   } else {
     app.get('/', async (_request, reply) => reply.type('text/plain').send('Parley gateway is running. The web UI is not built: run `npm run build:web`.'));
   }

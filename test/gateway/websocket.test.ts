@@ -359,6 +359,9 @@ describe('hostile input', () => {
     assertRejection(streamingErrors[0], 'empty_message', 'streaming empty text');
     assertRejection(streamingErrors[1], 'empty_message', 'streaming blank text');
     assertRejection(streamingErrors[2], 'invalid_frame', 'streaming empty frame');
+    streaming.send({ type: 'message', text: '   ', clientId: 'c-blank' });
+    const echoed = await streaming.waitFor((frame) => frame.type === 'error' && frame.clientId === 'c-blank');
+    assert.equal(echoed.code, 'empty_message', 'a rejected message names its clientId');
     streaming.send({ type: 'message', text: 'after empty (streaming)' });
     await streaming.waitFor((frame) => frame.type === 'done');
     assert.equal(streaming.answers().get(2), 'Echo #2: after empty (streaming)');
