@@ -38,6 +38,8 @@ export interface BenchResult {
     system: 'own' | 'target';
     machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; loadAverageAtStart: number[]; redis: string };
     options: BenchOptions;
+    /** The Redis the run used; own = started (and stopped) by the harness. */
+    redis: { host: string; port: number; own: boolean };
   };
   readonly throughput: ThroughputRun[];
   readonly latency: LatencyRun[];
@@ -172,7 +174,7 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
   const profileDir = options.cpuProf ? join(hooks.workDir, 'profiles') : undefined;
   const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
   const result: Mutable<BenchResult> = {
-    meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options },
+    meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options, redis: { host: redis.host, port: redis.port, own: redis.pid !== null } },
     throughput: [],
     latency: [],
     streaming: null,

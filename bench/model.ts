@@ -683,6 +683,8 @@ async function main(): Promise<number> {
       LLM_PARALLEL: String(options.parallel),
       LLM_THREADS: String(options.threads),
       LLM_TEMPERATURE: '0',
+      // The direct variants run on the CPU (gpu: false); so does the worker.
+      LLM_GPU: 'cpu',
     };
     const config = loadConfig(settings);
     const model = config.model;

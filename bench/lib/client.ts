@@ -38,10 +38,19 @@ interface PendingTurn {
   readonly text: string;
   readonly sentAt: number;
   readonly resolve: (result: TurnResult) => void;
+  /** Streaming mode: the turn's seq, known once "accepted" arrived. */
   seq: number | undefined;
+  /** Streaming mode: what arrived for this turn's seq (possibly before "accepted"). */
+  answer: AnswerState;
+}
+
+/** Events of one turn. They may arrive before its "accepted" frame: both travel separately. */
+interface AnswerState {
   chars: number;
   deltaFrames: number;
   deltas: DeltaMark[] | undefined;
+  /** Set when done/stopped/error arrived: the error code (undefined = done) and the time. */
+  end: { error: string | undefined; at: number } | undefined;
 }
 
 interface Frame {
@@ -74,7 +83,10 @@ export function chatUrl(baseUrl: string, token: string): string {
 export class BenchSocket {
   /** Sent, waiting for "accepted" (streaming) or for the answer (plain), oldest first. */
   private readonly unaccepted: PendingTurn[] = [];
+  /** Streaming mode: accepted turns by seq. */
   private readonly bySeq = new Map<number, PendingTurn>();
+  /** Streaming mode: events of seqs not accepted yet. */
+  private readonly early = new Map<number, AnswerState>();
   private closedWith: string | undefined;
 
   private constructor(
@@ -121,7 +133,7 @@ export class BenchSocket {
 
   send(text: string): Promise<TurnResult> {
     return new Promise((resolve) => {
-      const turn: PendingTurn = { text, sentAt: performance.now(), resolve, seq: undefined, chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined };
+      const turn: PendingTurn = { text, sentAt: performance.now(), resolve, seq: undefined, answer: this.newAnswer() };
       if (this.closedWith !== undefined) return this.finish(turn, this.closedWith);
       this.unaccepted.push(turn);
       this.ws.send(this.mode === 'plain' ? text : JSON.stringify({ type: 'message', text }));
@@ -151,7 +163,7 @@ export class BenchSocket {
     if (frame.source === 'bot') {
       const turn = this.unaccepted.shift();
       if (turn !== undefined) {
-        turn.chars = typeof frame.msg === 'string' ? frame.msg.length : 0;
+        turn.answer.chars = typeof frame.msg === 'string' ? frame.msg.length : 0;
         this.finish(turn, undefined);
       }
     } else if (frame.type === 'error') {
@@ -163,56 +175,72 @@ export class BenchSocket {
 
   private onStreamingFrame(frame: Frame, at: number): void {
     const seq = typeof frame.seq === 'number' ? frame.seq : undefined;
-    const turn = seq === undefined ? undefined : this.bySeq.get(seq);
+    if (frame.type === 'accepted') return this.onAccepted(seq);
+    if (seq === undefined) {
+      // A frame rejected before it was stored (no seq): the oldest message not yet accepted.
+      const rejected = frame.type === 'error' ? this.unaccepted.shift() : undefined;
+      if (rejected !== undefined) this.finish(rejected, typeof frame.code === 'string' ? frame.code : 'rejected');
+      return;
+    }
+    const turn = this.bySeq.get(seq);
+    const answer = turn?.answer ?? this.earlyAnswer(seq);
     switch (frame.type) {
-      case 'accepted': {
-        const next = this.unaccepted.shift();
-        if (next !== undefined && seq !== undefined) {
-          next.seq = seq;
-          this.bySeq.set(seq, next);
-        }
-        return;
-      }
       case 'start':
         // A new attempt (a worker took over) starts the answer again.
-        if (turn !== undefined) {
-          turn.chars = 0;
-          turn.deltaFrames = 0;
-          if (turn.deltas !== undefined) turn.deltas = [];
-        }
+        answer.chars = 0;
+        answer.deltaFrames = 0;
+        if (answer.deltas !== undefined) answer.deltas = [];
         return;
       case 'delta':
-        if (turn !== undefined && typeof frame.text === 'string') {
-          turn.chars += frame.text.length;
-          turn.deltaFrames += 1;
-          turn.deltas?.push({ endChar: turn.chars, at });
-        }
+        if (typeof frame.text !== 'string') return;
+        answer.chars += frame.text.length;
+        answer.deltaFrames += 1;
+        answer.deltas?.push({ endChar: answer.chars, at });
         return;
       case 'done':
       case 'stopped':
-        if (turn !== undefined) this.finish(turn, frame.type === 'done' ? undefined : 'stopped');
-        return;
       case 'error':
-        if (turn !== undefined) this.finish(turn, typeof frame.code === 'string' ? frame.code : 'error');
-        else if (seq === undefined) {
-          const rejected = this.unaccepted.shift();
-          if (rejected !== undefined) this.finish(rejected, typeof frame.code === 'string' ? frame.code : 'rejected');
-        }
+        answer.end = { error: frame.type === 'done' ? undefined : typeof frame.code === 'string' ? frame.code : frame.type, at: performance.now() };
+        if (turn !== undefined) this.finish(turn, answer.end.error, answer.end.at);
         return;
     }
   }
 
-  private finish(turn: PendingTurn, error: string | undefined): void {
+  private onAccepted(seq: number | undefined): void {
+    const turn = this.unaccepted.shift();
+    if (turn === undefined || seq === undefined) return;
+    const early = this.early.get(seq);
+    this.early.delete(seq);
+    if (early !== undefined) turn.answer = early;
+    turn.seq = seq;
+    this.bySeq.set(seq, turn);
+    if (turn.answer.end !== undefined) this.finish(turn, turn.answer.end.error, turn.answer.end.at);
+  }
+
+  private earlyAnswer(seq: number): AnswerState {
+    let answer = this.early.get(seq);
+    if (answer === undefined) {
+      answer = this.newAnswer();
+      this.early.set(seq, answer);
+    }
+    return answer;
+  }
+
+  private newAnswer(): AnswerState {
+    return { chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined, end: undefined };
+  }
+
+  private finish(turn: PendingTurn, error: string | undefined, doneAt = performance.now()): void {
     if (turn.seq !== undefined) this.bySeq.delete(turn.seq);
     turn.resolve({
       text: turn.text,
       ok: error === undefined,
       error,
       sentAt: turn.sentAt,
-      doneAt: performance.now(),
-      chars: turn.chars,
-      deltaFrames: turn.deltaFrames,
-      deltas: turn.deltas,
+      doneAt,
+      chars: turn.answer.chars,
+      deltaFrames: turn.answer.deltaFrames,
+      deltas: turn.answer.deltas,
     });
   }
 

@@ -33,6 +33,8 @@ interface ActiveDrain {
 
 class Worker {
   private readonly active = new Map<string, ActiveDrain>();
+  /** Drains that stopped taking entries and are acknowledging theirs. */
+  private settling = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly consumerName = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly keys;
@@ -142,16 +144,31 @@ class Worker {
     });
     const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
     this.active.set(entry.token, active);
+    // Once the drain has looked for work for the last time it must stop taking entries: one
+    // attached while it settles would be acknowledged by nobody and wait for XAUTOCLAIM (15 s+).
+    // From then on an entry for this session starts a new drain.
+    let detached = false;
+    const detach = () => {
+      if (detached) return;
+      detached = true;
+      this.settling += 1;
+      if (this.active.get(entry.token) === active) this.active.delete(entry.token);
+    };
     try {
       if (!(await this.store.acquireLease(entry.token, drain.owner))) {
-        // A live worker drains this session and will see this message before it lets go.
+        detach();
+        // A live worker drains this session and will see this message before it lets go. Entries
+        // that arrived while we asked may be newer than its last look: they wake a worker again.
+        if (active.entries.length > 1) await enqueue(this.redis, this.keys.queue, entry.token);
         await this.queue.ack(active.entries.map((attached) => attached.id));
         return;
       }
       const end = await drain.run();
+      detach();
       await this.settle(entry.token, active, end);
     } finally {
-      this.active.delete(entry.token);
+      if (detached) this.settling -= 1;
+      else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
       this.slotFreed?.();
       this.slotFreed = undefined;
     }
@@ -194,7 +211,7 @@ class Worker {
 
   private async waitForDrains(limitMs: number): Promise<void> {
     const deadline = Date.now() + limitMs;
-    while (this.active.size > 0 && Date.now() < deadline) {
+    while ((this.active.size > 0 || this.settling > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

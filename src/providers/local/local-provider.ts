@@ -177,7 +177,7 @@ export class LocalLlamaProvider implements ModelProvider {
     const model = await llama.loadModel({ modelPath: path }).catch((error: unknown) => {
       throw new ModelError(
         ErrorCodes.modelFailed,
-        `Could not load the model file ${path}: ${errorMessage(error)}. The file is corrupt, incomplete or not a GGUF model: ` +
+        `Could not load the model file ${path}: ${errorMessage(error).replace(/\.+$/, '')}. The file is corrupt, incomplete or not a GGUF model: ` +
           'delete it and download it again (npm run model:pull), or set LLM_MODEL_PATH to a valid .gguf file.',
         false,
         undefined,

@@ -324,14 +324,14 @@ describe('broken local model through the pipeline', { skip: SKIP }, () => {
       path: (): string => join(dir, 'garbage.gguf'),
       prepare: async (path: string): Promise<void> => writeFile(path, Buffer.alloc(64 * 1024, 7)),
       code: ErrorCodes.modelFailed,
-      message: (path: string): RegExp => new RegExp(`^Could not load the model file ${escape(path)}: .*corrupt, incomplete or not a GGUF model.*LLM_MODEL_PATH`, 's'),
+      message: (path: string): RegExp => new RegExp(`^Could not load the model file ${escapeRegExp(path)}: .*corrupt, incomplete or not a GGUF model.*LLM_MODEL_PATH`, 's'),
     },
     {
       name: 'a missing model file',
       path: (): string => join(dir, 'missing', 'model.gguf'),
       prepare: async (): Promise<void> => undefined,
       code: ErrorCodes.modelNotConfigured,
-      message: (path: string): RegExp => new RegExp(`LLM_MODEL_PATH points to ${escape(path)}, which is not a file\\. Set LLM_MODEL_PATH to an existing \\.gguf`),
+      message: (path: string): RegExp => new RegExp(`LLM_MODEL_PATH points to ${escapeRegExp(path)}, which is not a file\\. Set LLM_MODEL_PATH to an existing \\.gguf`),
     },
   ];
 
@@ -407,6 +407,6 @@ class TurnRecordingProviderSpy implements ModelProvider {
   }
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
