@@ -18,7 +18,7 @@ import { runLatency, runStreamingOverhead, runThroughput, type LatencyRun, type 
 import { lengthCheck, measureCost, measureMemory, type CostResult, type CostVariant, type LengthCheck, type MemoryResult } from './lib/phase-redis.js';
 import type { ProcessGroup } from './lib/processes.js';
 import { summarizeProfiles, type ProfileSummary } from './lib/profile.js';
-import { snapshot } from './lib/redis-observe.js';
+import { scriptNamesBySha, snapshot } from './lib/redis-observe.js';
 import { RawRedis } from './lib/resp.js';
 import { startRedis, startStack, targetStack, type RedisEndpoint, type Stack } from './lib/stack.js';
 import { round3 } from './lib/stats.js';
@@ -76,14 +76,17 @@ function want(options: BenchOptions, phase: Phase): boolean {
 }
 
 async function slowlog(admin: RawRedis): Promise<SlowlogEntry[]> {
-  const reply = await admin.command('SLOWLOG', 'GET', '20').catch(() => []);
+  const reply = await admin.command('SLOWLOG', 'GET', '128').catch(() => []);
   await admin.command('SLOWLOG', 'RESET').catch(() => undefined);
   if (!Array.isArray(reply)) return [];
+  const names = scriptNamesBySha();
   return reply.flatMap((entry) => {
     if (!Array.isArray(entry)) return [];
     const args = Array.isArray(entry[3]) ? entry[3].map(String) : [];
-    return [{ durationUs: Number(entry[2]), command: args.slice(0, 2).join(' ').slice(0, 120) }];
-  });
+    // Name scripts, not their SHA; keys are left out (they only carry a session token).
+    const command = args[0]?.toUpperCase() === 'EVALSHA' ? `EVALSHA ${names.get(args[1] ?? '') ?? args[1] ?? ''}` : (args[0] ?? '').toUpperCase();
+    return [{ durationUs: Number(entry[2]), command }];
+  }).sort((a, b) => b.durationUs - a.durationUs);
 }
 
 function costVariants(options: BenchOptions, base: BenchModelSettings): CostVariant[] {
@@ -189,7 +192,7 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
     // Every phase needs the 1 + 1 system: the ceiling takes its command mix from a turn measured there.
     if (options.phases.length > 0) {
       hooks.log(own ? 'starting 1 gateway + 1 worker' : `using ${options.targets.join(', ')}`);
-      const stack = own ? await startStack(group, { ...stackSettings, gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
+      const stack = own ? await startStack(group, { ...stackSettings, label: '1x1', gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
       try {
         await singleStackPhases({ ...ctx, stack }, result);
       } finally {
@@ -198,7 +201,7 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
     }
     if (want(options, 'throughput') && options.scaleOut > 1 && own) {
       hooks.log(`starting ${options.scaleOut} gateways + ${options.scaleOut} workers`);
-      const stack = await startStack(group, { ...stackSettings, gateways: options.scaleOut, workers: options.scaleOut });
+      const stack = await startStack(group, { ...stackSettings, label: `${options.scaleOut}x${options.scaleOut}`, gateways: options.scaleOut, workers: options.scaleOut });
       try {
         await scaleOutPhase(ctx, result, stack);
       } finally {

@@ -10,6 +10,7 @@ import { chatUrl, createSession, mapLimit } from './lib/client.js';
 import { idleRequestSchema, type IdleReply } from './lib/ipc.js';
 
 const sockets: WebSocket[] = [];
+/** Sessions are created through one gateway, sockets may go to another (sessions live in Redis). */
 let baseUrl = '';
 let tokens: string[] = [];
 let lastError: string | undefined;
@@ -19,7 +20,6 @@ function reply(message: IdleReply): void {
 }
 
 async function createSessions(url: string, count: number, shared: boolean): Promise<void> {
-  baseUrl = url;
   const started = performance.now();
   let failed = 0;
   const wanted = shared ? 1 : count;
@@ -104,7 +104,10 @@ process.on('message', (raw: unknown) => {
   const request = idleRequestSchema.safeParse(raw);
   if (!request.success) return;
   if (request.data.type === 'sessions') void createSessions(request.data.url, request.data.count, request.data.shared);
-  else if (request.data.type === 'open') void openAll(request.data.concurrency);
+  else if (request.data.type === 'open') {
+    baseUrl = request.data.url;
+    void openAll(request.data.concurrency);
+  }
   else closeAll();
 });
 // The harness went away: do not keep thousands of sockets open on its behalf.

@@ -32,6 +32,9 @@ export interface TurnResult {
   /** Delta frames received for this turn (streaming mode): the number of batches. */
   readonly deltaFrames: number;
   readonly deltas: readonly DeltaMark[] | undefined;
+  /** Streaming mode: performance.now() when "accepted" and the (last) "start" arrived. */
+  readonly acceptedAt: number | undefined;
+  readonly startAt: number | undefined;
 }
 
 interface PendingTurn {
@@ -40,6 +43,7 @@ interface PendingTurn {
   readonly resolve: (result: TurnResult) => void;
   /** Streaming mode: the turn's seq, known once "accepted" arrived. */
   seq: number | undefined;
+  acceptedAt: number | undefined;
   /** Streaming mode: what arrived for this turn's seq (possibly before "accepted"). */
   answer: AnswerState;
 }
@@ -49,6 +53,7 @@ interface AnswerState {
   chars: number;
   deltaFrames: number;
   deltas: DeltaMark[] | undefined;
+  startAt: number | undefined;
   /** Set when done/stopped/error arrived: the error code (undefined = done) and the time. */
   end: { error: string | undefined; at: number } | undefined;
 }
@@ -133,7 +138,7 @@ export class BenchSocket {
 
   send(text: string): Promise<TurnResult> {
     return new Promise((resolve) => {
-      const turn: PendingTurn = { text, sentAt: performance.now(), resolve, seq: undefined, answer: this.newAnswer() };
+      const turn: PendingTurn = { text, sentAt: performance.now(), resolve, seq: undefined, acceptedAt: undefined, answer: this.newAnswer() };
       if (this.closedWith !== undefined) return this.finish(turn, this.closedWith);
       this.unaccepted.push(turn);
       this.ws.send(this.mode === 'plain' ? text : JSON.stringify({ type: 'message', text }));
@@ -189,6 +194,7 @@ export class BenchSocket {
         // A new attempt (a worker took over) starts the answer again.
         answer.chars = 0;
         answer.deltaFrames = 0;
+        answer.startAt = performance.now();
         if (answer.deltas !== undefined) answer.deltas = [];
         return;
       case 'delta':
@@ -213,6 +219,7 @@ export class BenchSocket {
     this.early.delete(seq);
     if (early !== undefined) turn.answer = early;
     turn.seq = seq;
+    turn.acceptedAt = performance.now();
     this.bySeq.set(seq, turn);
     if (turn.answer.end !== undefined) this.finish(turn, turn.answer.end.error, turn.answer.end.at);
   }
@@ -227,7 +234,7 @@ export class BenchSocket {
   }
 
   private newAnswer(): AnswerState {
-    return { chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined, end: undefined };
+    return { chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined, startAt: undefined, end: undefined };
   }
 
   private finish(turn: PendingTurn, error: string | undefined, doneAt = performance.now()): void {
@@ -241,6 +248,8 @@ export class BenchSocket {
       chars: turn.answer.chars,
       deltaFrames: turn.answer.deltaFrames,
       deltas: turn.answer.deltas,
+      acceptedAt: turn.acceptedAt,
+      startAt: turn.answer.startAt,
     });
   }
 

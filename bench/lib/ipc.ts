@@ -23,7 +23,7 @@ export type WorkerReply = { type: 'ready'; pid: number } | { type: 'configured' 
 /** Harness -> bench/idle-clients.ts. */
 export const idleRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('sessions'), url: z.string(), count: z.number().int().positive(), shared: z.boolean() }),
-  z.object({ type: z.literal('open'), concurrency: z.number().int().positive() }),
+  z.object({ type: z.literal('open'), url: z.string(), concurrency: z.number().int().positive() }),
   z.object({ type: z.literal('close') }),
 ]);
 export type IdleRequest = z.infer<typeof idleRequestSchema>;

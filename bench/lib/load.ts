@@ -62,7 +62,7 @@ async function sendWithTimeout(socket: BenchSocket, text: string, timeoutMs: num
   const timeout = new Promise<TurnResult>((resolve) => {
     timer = setTimeout(() => {
       socket.close();
-      resolve({ text, ok: false, error: 'timeout', sentAt, doneAt: performance.now(), chars: 0, deltaFrames: 0, deltas: undefined });
+      resolve({ text, ok: false, error: 'timeout', sentAt, doneAt: performance.now(), chars: 0, deltaFrames: 0, deltas: undefined, acceptedAt: undefined, startAt: undefined });
     }, timeoutMs);
   });
   const result = await Promise.race([socket.send(text), timeout]);
@@ -142,7 +142,9 @@ export async function openLoop(load: OpenLoad): Promise<LoadOutcome> {
   while (sent < total && !load.signal.aborted) {
     const due = start + sent * intervalMs;
     const wait = due - performance.now();
+    // Always yield: spinning until a sub-millisecond deadline would starve the sockets' I/O.
     if (wait >= 1) await sleep(wait);
+    else await new Promise<void>((resolve) => setImmediate(resolve));
     // Everything that has come due leaves now, even when the timer woke late.
     while (sent < total && start + sent * intervalMs <= performance.now()) {
       const group = Math.floor(sent / (width * perSession));

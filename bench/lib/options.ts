@@ -33,6 +33,8 @@ export interface BenchOptions {
   readonly memorySessions: number;
   readonly connections: number;
   readonly sharedSession: boolean;
+  /** Pause before reading the gateway's RSS, so allocation after a burst has settled. */
+  readonly settleMs: number;
   readonly ceilingRequests: number;
   readonly ceilingClients: number;
   readonly workerConcurrency: number;
@@ -65,12 +67,13 @@ const DEFAULTS: BenchOptions = {
   streamTokens: 100,
   streamRate: 200,
   costTurns: 400,
-  costClients: 50,
+  costClients: 20,
   costTokens: [10, 1000],
   costRate: 2000,
   memorySessions: 200,
   connections: 10_000,
   sharedSession: false,
+  settleMs: 2000,
   ceilingRequests: 100_000,
   ceilingClients: 50,
   workerConcurrency: 128,
@@ -103,6 +106,7 @@ const SMOKE: Partial<BenchOptions> = {
   costRate: 2000,
   memorySessions: 3,
   connections: 200,
+  settleMs: 300,
   ceilingRequests: 2000,
   ceilingClients: 4,
   workerConcurrency: 16,
@@ -139,8 +143,8 @@ Phases
   --stream-clients N       streaming-overhead clients (50)
   --stream-tokens K        tokens per answer in the streaming-overhead run (100)
   --stream-rate R          model tokens/s in the streaming-overhead run (200)
-  --cost-turns N           turns per Redis-cost variant (400)
-  --cost-clients N         clients in the Redis-cost runs (50)
+  --cost-turns N           turns per Redis-cost variant (400: 20 clients x one 20-turn session)
+  --cost-clients N         clients in the Redis-cost runs (20)
   --cost-tokens A,B        short and long answer of the Redis-cost comparison (10,1000)
   --cost-rate R            finite model rate of the Redis-cost comparison, tokens/s (2000)
   --memory-sessions N      sessions of 20 turns for Redis memory per session (200)
@@ -151,7 +155,7 @@ Phases
 
 Running systems instead of the harness's own
   --target URL             a running gateway (repeatable); loopback addresses only
-  --redis URL              its Redis (needed with --target), e.g. redis://127.0.0.1:6379
+  --redis URL              its Redis (needed with --target), e.g. redis://127.0.0.1:6379 (no AUTH, no TLS)
   --gateway-pid PID        pid of the first target gateway, for its memory per connection
   --key-prefix P           the targets' KEY_PREFIX (parley-bench: for our own system)
   With targets the model cannot be reconfigured: the streaming phase and the answer-length

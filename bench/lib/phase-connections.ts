@@ -1,8 +1,10 @@
 /**
  * Idle connections: N WebSocket connections held open on one gateway by a helper process
- * (bench/idle-clients.ts, started with a raised `ulimit -n`). The gateway's resident memory
- * (VmRSS) is read before the sockets open — after their sessions exist, so session creation is
- * not counted — and again after they are all set up and the gateway has settled.
+ * (bench/idle-clients.ts, started with a raised `ulimit -n`). The sockets go to a gateway started
+ * for this phase that has served nothing else — a gateway that ran the load phases has a heap
+ * with room to spare, which new sockets would fill without growing RSS. Their sessions are created
+ * through another gateway (sessions live in Redis), so request garbage is not counted either.
+ * VmRSS is read before the sockets open and again after they are all set up and it has settled.
  */
 import { idleReplySchema, type IdleReply, type IdleRequest } from './ipc.js';
 import type { StackContext } from './context.js';
@@ -11,6 +13,8 @@ import { round3 } from './stats.js';
 
 export interface ConnectionsResult {
   readonly requested: number;
+  /** True when a gateway that served nothing else took the sockets (false: a targeted gateway). */
+  readonly freshGateway: boolean;
   /** Upgrades that completed / sockets the gateway fully set up ("ready" frame received). */
   readonly opened: number;
   readonly ready: number;
@@ -27,8 +31,6 @@ export interface ConnectionsResult {
   readonly gatewayRssAfterKiB: number | null;
   readonly rssPerConnectionKiB: number | null;
 }
-
-const SETTLE_MS = 2000;
 
 function replies(managed: Managed): (type: IdleReply['type']) => Promise<IdleReply> {
   const waiting: Array<{ type: IdleReply['type']; resolve: (reply: IdleReply) => void }> = [];
@@ -48,25 +50,28 @@ function send(managed: Managed, message: IdleRequest): void {
 
 export async function runConnections(ctx: StackContext): Promise<ConnectionsResult> {
   const { options } = ctx;
-  const gateway = ctx.stack.gateways[0];
-  if (gateway === undefined) throw new Error('no gateway to connect to');
+  const loaded = ctx.stack.gateways[0];
+  if (loaded === undefined) throw new Error('no gateway to connect to');
+  const fresh = await ctx.stack.startFreshGateway();
+  const gateway = fresh?.gateway ?? loaded;
   ctx.log(`connections: ${options.connections} idle WebSockets on one gateway (${options.sharedSession ? 'one shared session' : 'one session each'})`);
   const managed = ctx.group.spawn('idle-clients', process.execPath, ['--import', 'tsx', 'bench/idle-clients.ts'], { ipc: true, raiseFdLimit: true });
   const next = replies(managed);
   try {
     const sessionsReady = next('sessions-ready');
-    send(managed, { type: 'sessions', url: gateway.url, count: options.connections, shared: options.sharedSession });
+    send(managed, { type: 'sessions', url: loaded.url, count: options.connections, shared: options.sharedSession });
     const sessions = await sessionsReady;
-    await sleep(1000);
+    await sleep(options.settleMs);
     const before = gateway.pid === null ? null : rssKiB(gateway.pid);
     const openedReply = next('opened');
-    send(managed, { type: 'open', concurrency: 256 });
+    send(managed, { type: 'open', url: gateway.url, concurrency: 256 });
     const opened = await openedReply;
-    await sleep(SETTLE_MS);
+    await sleep(options.settleMs);
     const after = gateway.pid === null ? null : rssKiB(gateway.pid);
     if (sessions.type !== 'sessions-ready' || opened.type !== 'opened') throw new Error('unexpected reply from idle-clients');
     return {
       requested: options.connections,
+      freshGateway: fresh !== null,
       opened: opened.opened,
       ready: opened.ready,
       failed: opened.failed,
@@ -84,5 +89,6 @@ export async function runConnections(ctx: StackContext): Promise<ConnectionsResu
   } finally {
     send(managed, { type: 'close' });
     await ctx.group.stop(managed, 5000);
+    await fresh?.stop();
   }
 }

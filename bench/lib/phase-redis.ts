@@ -34,7 +34,6 @@ export interface CostResult extends CostVariant {
   readonly commandsByName: Record<string, number>;
   readonly inputBytesPerTurn: number;
   readonly outputBytesPerTurn: number;
-  readonly redisCpuUsPerTurn: number;
   /** Raw MONITOR tally, counts over the whole run (not per turn). */
   readonly anatomy: Anatomy;
 }
@@ -127,7 +126,6 @@ export async function measureCost(ctx: StackContext, variant: CostVariant): Prom
     commandsByName: perTurn(calls, turns),
     inputBytesPerTurn: round3(inputBytes / Math.max(1, turns)),
     outputBytesPerTurn: round3(outputBytes / Math.max(1, turns)),
-    redisCpuUsPerTurn: round3(((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.max(1, turns)),
     anatomy,
   };
 }

@@ -3,7 +3,7 @@
  * the most self time, and self time by origin (Parley's src/, each npm package, Node internals,
  * garbage collection).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { round3 } from './stats.js';
 
@@ -73,12 +73,20 @@ export function summarizeProfile(path: string, top = 15): ProfileSummary {
   };
 }
 
+/** One summary per process folder (see stack.ts): its biggest profile is the main thread's. */
 export function summarizeProfiles(dir: string): ProfileSummary[] {
-  let files: string[];
+  let folders: string[];
   try {
-    files = readdirSync(dir).filter((file) => file.endsWith('.cpuprofile')).sort();
+    folders = readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
   } catch {
     return [];
   }
-  return files.map((file) => summarizeProfile(join(dir, file)));
+  return folders.flatMap((folder) => {
+    const files = readdirSync(join(dir, folder))
+      .filter((file) => file.endsWith('.cpuprofile'))
+      .map((file) => ({ path: join(dir, folder, file), size: statSync(join(dir, folder, file)).size }))
+      .sort((a, b) => b.size - a.size);
+    const main = files[0];
+    return main === undefined ? [] : [{ ...summarizeProfile(main.path), file: `${folder} (${basename(main.path)})` }];
+  });
 }

@@ -28,7 +28,9 @@ function header(result: BenchResult): string {
     `- Command: \`${meta.command}\` (${o.preset} sizes, ${meta.seconds} s)`,
     `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${num(meta.machine.memoryGiB)} GiB, Linux ${meta.machine.kernel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}; load average at start ${meta.machine.loadAverageAtStart.join(' / ')}`,
     `- System: ${meta.system === 'own' ? "the harness's own redis-server, gateways and workers on 127.0.0.1" : `targets ${o.targets.join(', ')}`}`,
-    `- Model: BenchModelDouble, ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`,
+    meta.system === 'own'
+      ? `- Model: BenchModelDouble, ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`
+      : `- Model, workers and their settings: the target's; a client starts a new session every ${o.turnsPerSession || '∞'} turns`,
     `- Each load run: ${o.warmupMs / 1000} s warm-up, then ${o.durationMs / 1000} s measured. Latencies in ms.`,
   ].join('\n');
 }
@@ -48,16 +50,27 @@ function throughputSection(result: BenchResult): string {
     ms(run.latencyMs.p50),
     ms(run.latencyMs.p99),
     Object.entries(run.cpuPercent).map(([name, percent]) => `${name} ${num(percent, 0)}%`).join(', '),
-    num(run.redisCpuUsPerTurn, 1),
+    Object.entries(run.cpuUsPerTurn).map(([name, us]) => `${name} ${num(us, 0)}`).join(', '),
     errors(run.errors) + (run.wrongAnswers > 0 ? `, wrong answers: ${run.wrongAnswers}` : ''),
   ]);
-  return `## 1. Throughput (closed loop, saturation)\n\n${table(['system, mode', 'clients', 'turns/s', 'per-second range', 'latency p50', 'p99', 'CPU (% of a core)', 'Redis CPU µs/turn', 'errors'], rows)}`;
+  return `## 1. Throughput (closed loop, saturation)\n\n${table(['system, mode', 'clients', 'turns/s', 'per-second range', 'latency p50', 'p99', 'CPU (% of a core)', 'CPU µs per turn', 'errors'], rows)}`;
 }
 
 function latencySection(result: BenchResult): string {
   if (result.latency.length === 0) return '';
   const rows = result.latency.map((run) => [run.mode, num(run.offeredPerSec, 0), num(run.completedPerSec, 0), ...dist(run.latencyMs), ms(run.sendLagMs.p99), errors(run.errors)]);
-  return `## 2. Latency, send → done, instant model (open loop)\n\n${table(['mode', 'offered turns/s', 'completed/s', 'p50', 'p95', 'p99', 'max', 'turns', 'send lag p99', 'errors'], rows)}`;
+  const parts = [`## 2. Latency, send → done, instant model (open loop)\n\n${table(['mode', 'offered turns/s', 'completed/s', 'p50', 'p95', 'p99', 'max', 'turns', 'send lag p99', 'errors'], rows)}`];
+  const split = result.latency.flatMap((run) =>
+    run.breakdownMs === null
+      ? []
+      : [
+          [`${num(run.offeredPerSec, 0)}/s`, 'send → accepted', ...dist(run.breakdownMs.sendToAccepted).slice(0, 3)],
+          [`${num(run.offeredPerSec, 0)}/s`, 'send → start', ...dist(run.breakdownMs.sendToStart).slice(0, 3)],
+          [`${num(run.offeredPerSec, 0)}/s`, 'start → done', ...dist(run.breakdownMs.startToDone).slice(0, 3)],
+        ],
+  );
+  if (split.length > 0) parts.push(`Where the time goes (streaming mode; accepted = stored and queued by the gateway, start = a worker began, done = committed):\n\n${table(['load', 'segment', 'p50', 'p95', 'p99'], split)}`);
+  return parts.join('\n\n');
 }
 
 function streamingSection(result: BenchResult): string {
@@ -80,13 +93,13 @@ function streamingSection(result: BenchResult): string {
 function redisSection(result: BenchResult): string {
   const r = result.redis;
   if (r === null) return '';
-  const rows = r.cost.map((c) => [c.label, num(c.turns, 0), num(c.batchesPerTurn, 2), num(c.roundTripsPerTurn, 2), num(c.evalshaPerTurn, 2), num(c.commandsPerTurn, 1), num(c.inputBytesPerTurn, 0), num(c.outputBytesPerTurn, 0), num(c.redisCpuUsPerTurn, 1)]);
+  const rows = r.cost.map((c) => [c.label, num(c.turns, 0), num(c.batchesPerTurn, 2), num(c.roundTripsPerTurn, 2), num(c.evalshaPerTurn, 2), num(c.commandsPerTurn, 1), num(c.inputBytesPerTurn, 0), num(c.outputBytesPerTurn, 0)]);
   const parts = [
     '## 4. Redis cost per turn',
     '',
     'Round trips = commands clients sent (MONITOR); commands = everything Redis executed including inside scripts (INFO commandstats); bytes from total_net_input/output_bytes minus the harness\'s own traffic.',
     '',
-    table(['answer', 'turns', 'batches/turn', 'round trips/turn', 'EVALSHA/turn', 'commands/turn', 'bytes in/turn', 'bytes out/turn', 'Redis CPU µs/turn'], rows),
+    table(['answer', 'turns', 'batches/turn', 'round trips/turn', 'EVALSHA/turn', 'commands/turn', 'bytes in/turn', 'bytes out/turn'], rows),
   ];
   const baseline = r.cost[0];
   if (baseline !== undefined) {
@@ -103,7 +116,9 @@ function redisSection(result: BenchResult): string {
       `Memory: ${m.sessions} sessions × ${m.turnsPerSession} turns (${m.tokens}-token answers): **${num(m.usedMemoryPerSessionBytes / 1024, 1)} KiB per session** (used_memory delta); keys alone (MEMORY USAGE) ${num(m.keyBytesPerSession / 1024, 1)} KiB: ${Object.entries(m.keyBytesByKey).map(([name, bytes]) => `${name} ${num(bytes / 1024, 1)} KiB`).join(', ')}.`,
     );
   }
-  if (r.slowlog.length > 0) parts.push('', `SLOWLOG (> 1 ms) during throughput and latency: ${r.slowlog.slice(0, 5).map((entry) => `${entry.command} ${entry.durationUs} µs`).join('; ')}.`);
+  if (r.slowlog.length > 0) {
+    parts.push('', `SLOWLOG during throughput and latency: ${r.slowlog.length} commands over 1 ms; the slowest: ${r.slowlog.slice(0, 6).map((entry) => `${entry.command} ${num(entry.durationUs / 1000, 1)} ms`).join(', ')}. (O(1) commands here mean the redis-server thread lost its core mid-command.)`);
+  }
   return parts.join('\n');
 }
 
@@ -112,6 +127,10 @@ function connectionsSection(result: BenchResult): string {
   if (c === null) return '';
   return [
     '## 5. Idle WebSocket connections on one gateway',
+    '',
+    c.freshGateway
+      ? 'Streaming-mode sockets, opened 256 at a time, on a gateway started for this phase (its RSS before is a clean baseline); their sessions were created through another gateway. RSS per connection = VmRSS delta / connections.'
+      : 'Sockets on the first target gateway; it may have served traffic before, so its heap may absorb part of the growth (RSS per connection can read low).',
     '',
     table(
       ['connections', 'sessions', 'time to open (upgrade)', 'time to ready', 'per second', 'gateway RSS before → after', 'RSS per connection', 'failed'],

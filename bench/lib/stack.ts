@@ -21,6 +21,8 @@ export interface RedisEndpoint {
 }
 
 export interface StackSettings {
+  /** Names this system in profile folders ("1x1", "2x2"). */
+  readonly label: string;
   readonly redis: RedisEndpoint;
   readonly gateways: number;
   readonly workers: number;
@@ -45,6 +47,11 @@ export interface Stack {
   readonly managedWorkers: boolean;
   configureModel(settings: BenchModelSettings): Promise<void>;
   takeYieldLogs(): Promise<YieldLog>;
+  /**
+   * One more gateway on the same Redis that has served nothing yet (its memory is a clean
+   * baseline), with its own stop; null for targeted systems.
+   */
+  startFreshGateway(): Promise<{ gateway: GatewayProcess; stop(): Promise<void> } | null>;
   stop(): Promise<void>;
 }
 
@@ -85,14 +92,19 @@ function commonEnv(settings: StackSettings): Record<string, string> {
   };
 }
 
+/**
+ * Node arguments of a gateway or worker. With profiling, each process gets a folder of its own:
+ * tsx runs a module-loader thread that writes a profile too, and only the default file names
+ * (which carry pid and thread id) keep the two apart; the summary takes the main thread's.
+ */
 function nodeArgs(settings: StackSettings, entry: string, name: string): string[] {
-  const profile = settings.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfDir}`, `--cpu-prof-name=${name}-\${pid}.cpuprofile`];
+  const profile = settings.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(settings.cpuProfDir, `${settings.label}-${name}`)}`];
   return [...profile, '--import', 'tsx', entry];
 }
 
-async function startGateway(group: ProcessGroup, settings: StackSettings, index: number): Promise<{ gateway: GatewayProcess; managed: Managed }> {
+async function startGateway(group: ProcessGroup, settings: StackSettings, index: number | string): Promise<{ gateway: GatewayProcess; managed: Managed }> {
   const port = await anyFreePort();
-  const name = `gateway-${index + 1}`;
+  const name = `gateway-${typeof index === 'number' ? index + 1 : index}`;
   const managed = group.spawn(name, process.execPath, nodeArgs(settings, 'src/gateway/main.ts', name), {
     env: { ...commonEnv(settings), PORT: String(port) },
     // 10,000 idle sockets need more descriptors than a default shell allows.
@@ -162,6 +174,10 @@ export async function startStack(group: ProcessGroup, settings: StackSettings): 
     async configureModel(model) {
       await Promise.all(workers.map((worker) => worker.request({ type: 'configure', model }, 'configured')));
     },
+    async startFreshGateway() {
+      const { gateway, managed } = await startGateway(group, settings, 'fresh');
+      return { gateway, stop: () => group.stop(managed) };
+    },
     async takeYieldLogs() {
       const replies = await Promise.all(workers.map((worker) => worker.request({ type: 'yields' }, 'yields')));
       return Object.assign({}, ...replies.map((reply) => (reply.type === 'yields' ? reply.log : {}))) as YieldLog;
@@ -184,6 +200,7 @@ export function targetStack(urls: readonly string[], gatewayPid: number | null):
       throw new Error('the model of a targeted system cannot be reconfigured');
     },
     takeYieldLogs: async () => ({}),
+    startFreshGateway: async () => null,
     stop: async () => undefined,
   };
 }
