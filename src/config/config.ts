@@ -60,7 +60,7 @@ const envSchema = z.object({
   KEY_PREFIX: z.string().regex(/^[\w:.-]{0,64}$/, 'letters, digits and _ : . - (at most 64)').default('parley:'),
   EVENTS_MAX_LEN: int(100, 1_000_000).default(2000),
   // Worker
-  WORKER_CONCURRENCY: int(1, 1024).default(4),
+  WORKER_CONCURRENCY: int(1, 1024).optional(),
   LEASE_MS: int(1000, 600_000).default(10_000),
   CLAIM_IDLE_MS: int(1000, 3_600_000).default(15_000),
   CLAIM_INTERVAL_MS: int(100, 600_000).default(5000),
@@ -204,6 +204,15 @@ function modelConfig(env: Env): ModelConfig {
   };
 }
 
+/**
+ * A local model answers LLM_PARALLEL sessions at once, so taking more would only make sessions wait
+ * in this worker while another worker may be idle; a remote API takes many requests at once.
+ */
+const REMOTE_CONCURRENCY = 32;
+function defaultConcurrency(model: ModelConfig): number {
+  return model.provider === 'local' ? model.parallel : REMOTE_CONCURRENCY;
+}
+
 function crossFieldProblems(config: Config): string[] {
   const problems: string[] = [];
   if (config.claimIdleMs <= config.leaseMs) {
@@ -233,6 +242,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     );
   }
   const env = parsed.data;
+  const model = modelConfig(env);
   const config: Config = {
     port: env.PORT,
     host: env.HOST,
@@ -247,14 +257,14 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     redis: redisConfig(env),
     keyPrefix: env.KEY_PREFIX,
     eventsMaxLen: env.EVENTS_MAX_LEN,
-    workerConcurrency: env.WORKER_CONCURRENCY,
+    workerConcurrency: env.WORKER_CONCURRENCY ?? defaultConcurrency(model),
     leaseMs: env.LEASE_MS,
     claimIdleMs: env.CLAIM_IDLE_MS,
     claimIntervalMs: env.CLAIM_INTERVAL_MS,
     flushIntervalMs: env.FLUSH_INTERVAL_MS,
     flushMaxChars: env.FLUSH_MAX_CHARS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-    model: modelConfig(env),
+    model,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };

@@ -172,6 +172,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     queueKey: keys.queue,
     cancelChannel: keys.cancelChannel,
     messageMaxChars: config.messageMaxChars,
+    pipelineWakeUp: !config.redis.cluster,
     logger,
     metrics,
   });

@@ -13,6 +13,8 @@ import { appendDelta, finishTurn, renewLease, runSessionScript, startTurn, type 
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
+  /** Newest history records a turn needs at most (the prompt window keeps fewer). */
+  readonly historyRecords: number;
 }
 
 export type StartTurnResult =
@@ -54,7 +56,7 @@ export class AnswerStore {
   }
 
   async startTurn(token: string, owner: string): Promise<StartTurnResult> {
-    const reply = await this.run(startTurn, token, [owner]);
+    const reply = await this.run(startTurn, token, [owner, String(this.options.historyRecords)]);
     const simple = bareStatus.safeParse(reply);
     if (simple.success) return { status: simple.data[0] === 'stale' ? 'lost' : simple.data[0] };
     const [, turn, attempt, cancelled, raw] = startReply.parse(reply);

@@ -1,8 +1,9 @@
 /**
- * Turns a stream of model chunks into few Redis writes: the first chunk goes out at once (so the
- * first word shows without delay), later chunks are gathered and written at most once per
- * interval, or sooner when maxChars have piled up. Writes never overlap, so Redis work per
- * answer grows with its duration, not with its token count.
+ * Turns a stream of model chunks into few Redis writes: the first chunk goes out at the end of the
+ * current event-loop turn (so the first word shows without delay, while an answer that is already
+ * complete by then is left whole to the final commit), later chunks are gathered and written at
+ * most once per interval, or sooner when maxChars have piled up. Writes never overlap, so Redis
+ * work per answer grows with its duration, not with its token count.
  */
 export type Flush = (text: string) => Promise<void>;
 
@@ -10,6 +11,7 @@ export class DeltaBatcher {
   private buffer = '';
   private lastFlushAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   /** A write is queued but has not taken the buffer yet: it will take whatever arrives meanwhile. */
   private queued = false;
@@ -26,7 +28,7 @@ export class DeltaBatcher {
     if (text === '') return;
     this.buffer += text;
     if (this.buffer.length >= this.maxChars || Date.now() - this.lastFlushAt >= this.intervalMs) {
-      this.flushNow();
+      this.immediate ??= setImmediate(() => this.flushNow());
     } else {
       this.timer ??= setTimeout(() => this.flushNow(), this.lastFlushAt + this.intervalMs - Date.now());
     }
@@ -61,6 +63,8 @@ export class DeltaBatcher {
 
   private clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
     this.timer = undefined;
+    this.immediate = undefined;
   }
 }

@@ -24,6 +24,8 @@ export interface WorkerHandle {
 
 const READ_BLOCK_MS = 1000;
 const TRIM_INTERVAL_MS = 30_000;
+/** Newest history records read per turn: 100 turns, more than a prompt window holds in practice. */
+const HISTORY_RECORDS = 200;
 
 interface ActiveDrain {
   readonly drain: SessionDrain;
@@ -59,6 +61,9 @@ class Worker {
       sessionTtlSeconds: config.sessionTtlSeconds,
       eventsMaxLen: config.eventsMaxLen,
       leaseMs: config.leaseMs,
+      // Enough for any prompt window, and always past the turn being answered: after its question
+      // come at most the questions queued behind it and the answers of the turns before it.
+      historyRecords: Math.max(HISTORY_RECORDS, 4 * config.maxPendingPerSession),
     });
   }
 
@@ -155,14 +160,10 @@ class Worker {
       if (this.active.get(entry.token) === active) this.active.delete(entry.token);
     };
     try {
-      if (!(await this.store.acquireLease(entry.token, drain.owner))) {
-        detach();
-        // A live worker drains this session and will see this message before it lets go. Entries
-        // that arrived while we asked may be newer than its last look: they wake a worker again.
-        if (active.entries.length > 1) await enqueue(this.redis, this.keys.queue, entry.token);
-        await this.queue.ack(active.entries.map((attached) => attached.id));
-        return;
-      }
+      // Sent together on one connection: Redis runs the lease request first, and the drain's first
+      // startTurn answers "lost" when another worker holds the session (that worker will see this
+      // message before it lets go). One round trip instead of two before the model is asked.
+      void this.store.acquireLease(entry.token, drain.owner).catch(() => undefined);
       const end = await drain.run();
       detach();
       await this.settle(entry.token, active, end);
@@ -174,15 +175,15 @@ class Worker {
     }
   }
 
-  /** Acknowledges what the drain covered; wakes a worker again for what it did not. */
+  /**
+   * Acknowledges what the drain covered and wakes a worker again for what it did not: an entry
+   * that arrived after the drain's last look at the session (its last startTurn) may name a
+   * message nobody has seen — whether that look found nothing left or another worker's lease.
+   */
   private async settle(token: string, active: ActiveDrain, end: DrainEnd): Promise<void> {
-    const covered = active.entries.filter((attached) => end !== 'drained' || attached.startsBefore < active.drain.startsSent);
-    const uncovered = active.entries.filter((attached) => !covered.includes(attached));
-    if (end === 'handed-back') {
-      await this.store.releaseLease(token, active.drain.owner);
-      await enqueue(this.redis, this.keys.queue, token);
-    }
-    if (uncovered.length > 0) await enqueue(this.redis, this.keys.queue, token);
+    const uncovered = active.entries.some((attached) => attached.startsBefore >= active.drain.startsSent);
+    if (end === 'handed-back') await this.store.releaseLease(token, active.drain.owner);
+    if (end === 'handed-back' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.keys.queue, token);
     await this.queue.ack(active.entries.map((attached) => attached.id));
   }
 

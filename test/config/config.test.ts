@@ -38,6 +38,8 @@ test('defaults: port 3500, session lifetime 3600 s, local Redis, local model', (
   assert.equal(config.model.baseUrl, undefined);
   assert.ok(config.claimIdleMs > config.leaseMs, 'the defaults obey their own rule');
   assert.ok(config.claimIdleMs <= 30_000, 'a dead worker is taken over within 30 s by default');
+  assert.equal(config.workerConcurrency, config.model.parallel, 'a local model: as many sessions as it generates at once');
+  assert.equal(loadConfig({ WORKER_CONCURRENCY: '7' }).workerConcurrency, 7);
 });
 
 test('LLM_BASE_URL selects the OpenAI-compatible provider', () => {
@@ -46,6 +48,7 @@ test('LLM_BASE_URL selects the OpenAI-compatible provider', () => {
   assert.equal(config.model.baseUrl, 'http://localhost:11434/v1');
   assert.equal(config.model.model, 'llama3');
   assert.equal(config.model.apiKey, 'secret');
+  assert.equal(config.workerConcurrency, 32, 'a remote API takes many requests at once');
   assert.equal(loadConfig({ LLM_BASE_URL: 'http://localhost:11434/v1', LLM_PROVIDER: 'none' }).model.provider, 'none');
 });
 

@@ -40,6 +40,7 @@ interface SetupOptions {
   readonly sessionTtlSeconds?: number;
   readonly eventsMaxLen?: number;
   readonly maxPendingPerSession?: number;
+  readonly historyRecords?: number;
 }
 
 function setup(options: SetupOptions = {}): Setup {
@@ -49,7 +50,7 @@ function setup(options: SetupOptions = {}): Setup {
   return {
     prefix,
     sessions: new SessionStore(redis, { ...common, maxPendingPerSession: options.maxPendingPerSession ?? 20 }),
-    answers: new AnswerStore(redis, { ...common, leaseMs: options.leaseMs ?? 10_000 }),
+    answers: new AnswerStore(redis, { ...common, leaseMs: options.leaseMs ?? 10_000, historyRecords: options.historyRecords ?? 200 }),
     cancelChannel: `${prefix}cancel`,
   };
 }
@@ -568,4 +569,13 @@ test('a malformed record in the history makes read() fail with a clear error ins
       assert.deepEqual(start.history.map((record) => record.msg), ['good message']);
     }
   }
+});
+
+test('startTurn hands the worker only the newest history records, never the whole session', async () => {
+  const s = setup({ historyRecords: 3 });
+  const token = await sessionWith(s, 'one', 'two', 'three', 'four', 'five');
+  await s.answers.acquireLease(token, 'a');
+  const start = await s.answers.startTurn(token, 'a');
+  assert.equal(start.status, 'ok');
+  if (start.status === 'ok') assert.deepEqual(start.history.map((record) => record.msg), ['three', 'four', 'five']);
 });

@@ -189,7 +189,17 @@ test('a write failing while drain waits for it makes drain fail', async () => {
   );
   batcher.push('a');
   batcher.push('b');
+  // The first write starts at the end of this event-loop turn; drain then waits for it.
+  await new Promise((resolve) => setImmediate(resolve));
   await assert.rejects(batcher.drain(), failure);
+});
+
+test('an answer complete within one event-loop turn is left whole to the final commit', async () => {
+  const out = recorder();
+  const batcher = new DeltaBatcher(out.flush, 50, 1000);
+  for (const chunk of ['Once ', 'upon ', 'a ', 'time']) batcher.push(chunk);
+  assert.equal(await batcher.drain(), 'Once upon a time');
+  assert.deepEqual(out.texts(), []);
 });
 
 test('the number of writes depends on the duration, not on the number of chunks', async () => {
