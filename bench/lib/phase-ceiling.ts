@@ -121,14 +121,14 @@ async function prepare(redis: RawRedis, tokens: number, requests: number): Promi
 
   const kinds: Kind[] = [
     { kind: 'evalsha:acceptMessage', args: scriptCall(acceptMessage, await load(acceptMessage.source), 'accept', [randomUUID(), question, new Date().toISOString(), '', '1000000000']) },
-    { kind: 'evalsha:startTurn', args: scriptCall(startTurn, await load(startTurn.source), 'start', [OWNER]), note: `history of ${HISTORY_RECORDS} records` },
+    { kind: 'evalsha:startTurn', args: scriptCall(startTurn, await load(startTurn.source), 'start', [OWNER, '200']), note: `history of ${HISTORY_RECORDS} records` },
     { kind: 'evalsha:appendDelta', args: scriptCall(appendDelta, await load(appendDelta.source), 'delta', [OWNER, '1', delta]) },
     { kind: 'xadd', args: ['XADD', `${PREFIX}queue`, '*', 't', randomUUID()] },
     { kind: 'xreadgroup', args: ['XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '1', 'STREAMS', stream, '>'], note: 'one entry per read' },
     { kind: 'xack', args: ['XACK', stream, 'g', '__rand_int__-1'], random: requests, note: 'random ids of the pending list' },
     { kind: 'set', args: ['SET', sessionKeys(PREFIX, 'nx').lease, OWNER, 'NX', 'PX', '10000'], note: 'SET NX PX (lease)' },
   ];
-  if (idleSource !== null) kinds.push({ kind: 'evalsha:startTurn(idle)', args: scriptCall(startTurn, await load(idleSource), 'idle', [OWNER]), note: 'variant: DEL of the lease is an EXISTS' });
+  if (idleSource !== null) kinds.push({ kind: 'evalsha:startTurn(idle)', args: scriptCall(startTurn, await load(idleSource), 'idle', [OWNER, '200']), note: 'variant: DEL of the lease is an EXISTS' });
   if (finishSource !== null) {
     kinds.push({
       kind: 'evalsha:finishTurn',

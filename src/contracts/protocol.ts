@@ -20,6 +20,8 @@ const EVENT_ID_PATTERN = /^(0|\d{1,20}-\d{1,20})$/;
 /** True for an id Redis accepts as the exclusive start of XRANGE: parts within 64 bits, not the largest id. */
 function isReadableStreamId(id: string): boolean {
   if (!EVENT_ID_PATTERN.test(id)) return false;
+  // Parts of at most 19 digits are below 2^64 - 1: the common case needs no BigInt (hot path).
+  if (id.length <= 39 && id.split('-').every((part) => part.length <= 19)) return true;
   const parts = id.split('-').map(BigInt);
   return parts.every((part) => part <= STREAM_ID_PART_MAX) && !parts.every((part) => part === STREAM_ID_PART_MAX);
 }

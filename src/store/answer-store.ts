@@ -32,7 +32,13 @@ const startReply = z.tuple([z.literal('ok'), z.number(), z.number(), z.number(),
 const appendReply = z.tuple([z.literal('ok'), z.string(), z.number()]);
 const finishReply = z.tuple([z.enum(['ok', 'stale', 'lost', 'expired'])]).rest(z.unknown());
 
+/** Parsed history records kept per worker (oldest dropped first): about 250 sessions of 20 turns. */
+const PARSED_RECORDS_KEPT = 10_000;
+
 export class AnswerStore {
+  /** Stored record text → the record, or null when it is malformed. */
+  private readonly parsedRecords = new Map<string, MessageRecord | null>();
+
   constructor(
     private readonly redis: RedisClient,
     private readonly options: AnswerStoreOptions,
@@ -62,8 +68,7 @@ export class AnswerStore {
     const [, turn, attempt, cancelled, raw] = startReply.parse(reply);
     // A record we cannot read is left out rather than failing the turn forever: every retry would
     // hit it again. The drain reports it, and fails the turn itself only if its question is lost.
-    const parsed = raw.map((record) => messageRecordSchema.safeParse(safeJson(record)));
-    const history = parsed.flatMap((result) => (result.success ? [result.data] : []));
+    const history = raw.flatMap((record) => this.parseRecord(record) ?? []);
     return { status: 'ok', turn, attempt, cancelled: cancelled === 1, history, malformedRecords: raw.length - history.length };
   }
 
@@ -96,6 +101,21 @@ export class AnswerStore {
     const status = outcome.stopped ? 'stopped' : 'done';
     const record: MessageRecord = { id, msg: outcome.text, timestamp, source: 'bot', seq: turn, status };
     return ['message', record, { type: status, seq: turn, id, timestamp }];
+  }
+
+  /**
+   * Records never change once written, and every turn of a session reads the same ones again, so
+   * each stored text is parsed and validated once (a quarter of the worker's CPU otherwise).
+   */
+  private parseRecord(raw: string): MessageRecord | undefined {
+    let record = this.parsedRecords.get(raw);
+    if (record === undefined) {
+      const parsed = messageRecordSchema.safeParse(safeJson(raw));
+      record = parsed.success ? parsed.data : null;
+      if (this.parsedRecords.size >= PARSED_RECORDS_KEPT) this.parsedRecords.delete(this.parsedRecords.keys().next().value ?? '');
+      this.parsedRecords.set(raw, record);
+    }
+    return record ?? undefined;
   }
 
   private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {

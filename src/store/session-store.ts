@@ -181,9 +181,18 @@ export class SessionStore {
 
 /** Compares two stream ids ("ms-seq") numerically; "0" sorts first. */
 export function compareEventIds(a: string, b: string): number {
-  const [aMs = 0n, aSeq = 0n] = a.split('-').map(BigInt);
-  const [bMs = 0n, bSeq = 0n] = b.split('-').map(BigInt);
-  if (aMs !== bMs) return aMs < bMs ? -1 : 1;
-  if (aSeq !== bSeq) return aSeq < bSeq ? -1 : 1;
-  return 0;
+  const aDash = a.indexOf('-');
+  const bDash = b.indexOf('-');
+  return (
+    compareDecimals(aDash < 0 ? a : a.slice(0, aDash), bDash < 0 ? b : b.slice(0, bDash)) ||
+    compareDecimals(aDash < 0 ? '0' : a.slice(aDash + 1), bDash < 0 ? '0' : b.slice(bDash + 1))
+  );
+}
+
+/** Compares non-negative decimal strings of any length without parsing them (runs per event). */
+function compareDecimals(a: string, b: string): number {
+  const x = a.replace(/^0+(?=\d)/, '');
+  const y = b.replace(/^0+(?=\d)/, '');
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+  return x < y ? -1 : x > y ? 1 : 0;
 }
