@@ -41,6 +41,7 @@ import { loadConfig, type ModelConfig } from '../src/config/config.js';
 import { STREAMING_SUBPROTOCOL } from '../src/contracts/protocol.js';
 import { LocalLlamaProvider } from '../src/providers/local/local-provider.js';
 import type { ChatTurn } from '../src/providers/provider.js';
+import { deleteKeys } from '../test/support/redis.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DEFAULT_MODEL = resolve(ROOT, '../shared/models/stories260K.gguf');
@@ -366,19 +367,6 @@ async function startRedis(scratch: string): Promise<RedisHandle> {
   throw new Error(`could not start redis-server: ${String(lastError)}`, { cause: lastError });
 }
 
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const client = createClient({ url });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-      if (keys.length > 0) await client.unlink(keys);
-    }
-  } finally {
-    client.destroy();
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The three ways to the same answer
 
@@ -696,7 +684,7 @@ async function main(): Promise<number> {
       const child = redis.child;
       cleanups.push(() => stopChild(child, 3000));
     } else {
-      cleanups.push(() => deleteKeys(redis.url, prefix));
+      cleanups.push(() => deleteKeys(prefix, redis.url));
     }
     log(`Redis ${redis.version} at ${redis.url} (${redis.own ? 'own redis-server' : 'REDIS_URL'})`);
 
