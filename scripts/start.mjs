@@ -4,41 +4,13 @@
 // then runs a gateway and a worker and prints the URL. `npm run gateway` / `npm run worker`
 // (this script with "gateway" or "worker") build when needed and run just that process.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { installIfNeeded, newestMtime, npm, ROOT, run, say } from './install.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const only = process.argv[2]; // undefined | 'gateway' | 'worker'
 const EXIT_CONFIG = 78;
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-
-function say(message) {
-  console.log(`\x1b[1m[parley]\x1b[0m ${message}`);
-}
-
-function run(command, args) {
-  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit' });
-  if (result.status !== 0) {
-    say(`"${command} ${args.join(' ')}" failed (exit ${result.status}).`);
-    process.exit(result.status ?? 1);
-  }
-}
-
-function newestMtime(path) {
-  if (!existsSync(path)) return 0;
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.mtimeMs;
-  return Math.max(0, ...readdirSync(path).filter((name) => name !== 'dist' && name !== 'node_modules').map((name) => newestMtime(join(path, name))));
-}
-
-function installIfNeeded() {
-  const marker = join(ROOT, 'node_modules', '.package-lock.json');
-  if (existsSync(marker) && statSync(marker).mtimeMs >= newestMtime(join(ROOT, 'package-lock.json'))) return;
-  say('Installing dependencies (npm ci)…');
-  run(npm, ['ci', '--no-audit', '--no-fund']);
-}
 
 function buildIfNeeded() {
   const stamp = join(ROOT, 'dist', '.build-stamp');
