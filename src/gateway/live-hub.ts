@@ -15,8 +15,16 @@ export interface LiveListener {
   onResync(): void;
 }
 
+interface SessionChannel {
+  readonly listeners: Set<LiveListener>;
+  /** One function per channel, so unsubscribing names it (see remove). */
+  readonly onMessage: (message: string) => void;
+  /** Settles when Redis confirmed the subscription: a socket may only read its position after. */
+  readonly subscribed: Promise<void>;
+}
+
 export class LiveHub {
-  private readonly listeners = new Map<string, Set<LiveListener>>();
+  private readonly sessions = new Map<string, SessionChannel>();
   private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
@@ -39,24 +47,34 @@ export class LiveHub {
   }
 
   get sessionCount(): number {
-    return this.listeners.size;
+    return this.sessions.size;
   }
 
+  /** Resolves once the session's channel is subscribed (also for a second socket of the session). */
   async add(token: string, listener: LiveListener): Promise<void> {
-    const existing = this.listeners.get(token);
-    if (existing !== undefined) {
-      existing.add(listener);
-      return;
+    let channel = this.sessions.get(token);
+    if (channel === undefined) {
+      const onMessage = (message: string) => this.fanOut(token, message);
+      const subscribed = this.subscriber.subscribe(sessionKeys(this.prefix, token).live, onMessage);
+      channel = { listeners: new Set(), onMessage, subscribed };
+      this.sessions.set(token, channel);
+      const created = channel;
+      subscribed.catch(() => {
+        if (this.sessions.get(token) === created) this.sessions.delete(token);
+      });
     }
-    this.listeners.set(token, new Set([listener]));
-    await this.subscriber.subscribe(sessionKeys(this.prefix, token).live, (message) => this.fanOut(token, message));
+    channel.listeners.add(listener);
+    await channel.subscribed;
   }
 
   async remove(token: string, listener: LiveListener): Promise<void> {
-    const set = this.listeners.get(token);
-    if (set === undefined || !set.delete(listener) || set.size > 0) return;
-    this.listeners.delete(token);
-    await this.subscriber.unsubscribe(sessionKeys(this.prefix, token).live);
+    const channel = this.sessions.get(token);
+    if (channel === undefined || !channel.listeners.delete(listener) || channel.listeners.size > 0) return;
+    this.sessions.delete(token);
+    // Naming the listener marks the channel "unsubscribing" in node-redis, so a socket of the same
+    // session that subscribes before the UNSUBSCRIBE is answered sends a SUBSCRIBE of its own;
+    // without it the answer would drop the new socket's listener and its events with it.
+    await this.subscriber.unsubscribe(sessionKeys(this.prefix, token).live, channel.onMessage);
   }
 
   close(): void {
@@ -64,8 +82,8 @@ export class LiveHub {
   }
 
   private resyncAll(): void {
-    this.logger.info({ sessions: this.listeners.size }, 'pub/sub reconnected; catching sockets up from the event streams');
-    for (const set of this.listeners.values()) for (const listener of set) listener.onResync();
+    this.logger.info({ sessions: this.sessions.size }, 'pub/sub reconnected; catching sockets up from the event streams');
+    for (const { listeners } of this.sessions.values()) for (const listener of listeners) listener.onResync();
   }
 
   private fanOut(token: string, message: string): void {
@@ -79,17 +97,17 @@ export class LiveHub {
       this.logger.warn('ignored a malformed live event');
       return;
     }
-    for (const listener of this.listeners.get(token) ?? []) listener.onLive(parsed.data);
+    for (const listener of this.sessions.get(token)?.listeners ?? []) listener.onLive(parsed.data);
   }
 
   private async sweepExpired(): Promise<void> {
-    const tokens = [...this.listeners.keys()];
+    const tokens = [...this.sessions.keys()];
     if (tokens.length === 0) return;
     // Separate commands (node-redis pipelines them), not MULTI: the keys live in different slots.
     const replies = await Promise.all(tokens.map((token) => this.redis.exists(sessionKeys(this.prefix, token).session)));
     tokens.forEach((token, index) => {
       if (replies[index] !== 0) return;
-      for (const listener of this.listeners.get(token) ?? []) listener.onExpired();
+      for (const listener of this.sessions.get(token)?.listeners ?? []) listener.onExpired();
     });
   }
 }
