@@ -18,7 +18,7 @@ import {
 } from '../contracts/protocol.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
-import { compareEventIds, type AcceptResult, type SessionStore } from '../store/session-store.js';
+import { compareEventIds, type SessionStore } from '../store/session-store.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
@@ -156,7 +156,8 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
-    const result = await this.storeAndWake(text, clientId);
+    const { store, queueKey, pipelineWakeUp } = this.deps;
+    const result = await store.accept(this.token, text, clientId, { queueKey, pipelined: pipelineWakeUp });
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
@@ -166,23 +167,6 @@ export class ChatConnection implements LiveListener {
       const { id, seq, timestamp } = result.record;
       this.send({ type: 'accepted', id, seq, timestamp, ...(clientId === undefined ? {} : { clientId }) });
     }
-  }
-
-  /**
-   * Stores the message, then wakes a worker. On one Redis node both commands go out together: the
-   * node runs them in order, so no worker can see the wake-up before the message, and a wake-up
-   * for a rejected message only costs a worker one look. On a Cluster the queue and the session
-   * live on different nodes, so the wake-up waits for the message to be stored.
-   */
-  private async storeAndWake(text: string, clientId: string | undefined): Promise<AcceptResult> {
-    const { store, redis, queueKey, pipelineWakeUp } = this.deps;
-    if (pipelineWakeUp) {
-      const [result] = await Promise.all([store.accept(this.token, text, clientId), enqueue(redis, queueKey, this.token)]);
-      return result;
-    }
-    const result = await store.accept(this.token, text, clientId);
-    if (result.status === 'accepted') await enqueue(redis, queueKey, this.token);
-    return result;
   }
 
   private async deliver(event: StoredEvent): Promise<void> {

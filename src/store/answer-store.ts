@@ -118,8 +118,8 @@ export class AnswerStore {
     return record ?? undefined;
   }
 
-  private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
-    return runSessionScript(this.redis, this.options, lua, token, extra);
+  private async run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+    return (await runSessionScript(this.redis, this.options, lua, token, extra)).reply;
   }
 }
 

@@ -213,19 +213,23 @@ return 1
 `,
 );
 
-/** Runs a script by SHA, loading it on first use (or after a Redis restart flushed the cache). */
-export async function runScript(
-  client: RedisClient,
-  lua: LuaScript,
-  keys: readonly string[],
-  args: readonly string[],
-): Promise<unknown> {
+export interface ScriptReply {
+  readonly reply: unknown;
+  /**
+   * True when Redis did not have the script cached (first use, or after a restart or failover)
+   * and it was sent again in full: it then ran after commands sent behind its first attempt.
+   */
+  readonly resent: boolean;
+}
+
+/** Runs a script by SHA, sending its source when Redis does not have it cached. */
+export async function runScript(client: RedisClient, lua: LuaScript, keys: readonly string[], args: readonly string[]): Promise<ScriptReply> {
   const options = { keys: [...keys], arguments: [...args] };
   try {
-    return await client.evalSha(lua.sha, options);
+    return { reply: await client.evalSha(lua.sha, options), resent: false };
   } catch (error) {
     if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
-      return client.eval(lua.source, options);
+      return { reply: await client.eval(lua.source, options), resent: true };
     }
     throw error;
   }
@@ -244,7 +248,7 @@ export function runSessionScript(
   lua: LuaScript,
   token: string,
   extra: readonly string[],
-): Promise<unknown> {
+): Promise<ScriptReply> {
   const keys = sessionKeys(options.prefix, token);
   return runScript(
     client,

@@ -14,6 +14,7 @@ import {
   type StoredEvent,
 } from '../contracts/protocol.js';
 import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type LuaScript } from './scripts.js';
+import { enqueue } from './queue.js';
 import type { RedisClient } from './redis.js';
 
 export interface SessionStoreOptions {
@@ -115,18 +116,27 @@ export class SessionStore {
     return { lastEventId, seq, answered, leaseHeld: leaseHeld === 1 };
   }
 
-  async accept(token: string, text: string, clientId?: string): Promise<AcceptResult> {
-    const reply = await this.run(acceptMessage, token, [
+  /**
+   * Stores a human message as the next turn, then wakes a worker (an entry on the queue). With
+   * `pipelined` (one Redis node, where commands on a connection run in the order sent) both go out
+   * together: no worker can see the wake-up before the message, and a wake-up for a rejected
+   * message costs a worker one look. Should Redis run the script only after the wake-up (it had to
+   * be sent again in full), a second wake-up follows. On a Cluster the queue lives on another node,
+   * so the wake-up waits for the message to be stored.
+   */
+  async accept(token: string, text: string, clientId: string | undefined, wake: { queueKey: string; pipelined: boolean }): Promise<AcceptResult> {
+    const storing = runSessionScript(this.redis, this.options, acceptMessage, token, [
       randomUUID(),
       text,
       new Date().toISOString(),
       clientId ?? '',
       String(this.options.maxPendingPerSession),
     ]);
-    const simple = statusOnly.safeParse(reply);
-    if (simple.success) return { status: simple.data[0] === 'busy' ? 'busy' : 'expired' };
-    const [status, raw] = withRecord.parse(reply);
-    return { status: status === 'ok' ? 'accepted' : 'duplicate', record: parseJsonWith(messageRecordSchema, raw) };
+    const waking = wake.pipelined ? enqueue(this.redis, wake.queueKey, token) : undefined;
+    const [{ reply, resent }] = await Promise.all([storing, waking]);
+    const result = parseAcceptReply(reply);
+    if (result.status === 'accepted' && (!wake.pipelined || resent)) await enqueue(this.redis, wake.queueKey, token);
+    return result;
   }
 
   /** Asks for the answer of `turn` (default: the one in progress) to stop. Returns the turn, or null. */
@@ -174,9 +184,16 @@ export class SessionStore {
     return raw.map((record) => parseJsonWith(messageRecordSchema, record)).find((record) => record.id === id);
   }
 
-  private run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
-    return runSessionScript(this.redis, this.options, lua, token, extra);
+  private async run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+    return (await runSessionScript(this.redis, this.options, lua, token, extra)).reply;
   }
+}
+
+function parseAcceptReply(reply: unknown): AcceptResult {
+  const simple = statusOnly.safeParse(reply);
+  if (simple.success) return { status: simple.data[0] === 'busy' ? 'busy' : 'expired' };
+  const [status, raw] = withRecord.parse(reply);
+  return { status: status === 'ok' ? 'accepted' : 'duplicate', record: parseJsonWith(messageRecordSchema, raw) };
 }
 
 /** Compares two stream ids ("ms-seq") numerically; "0" sorts first. */

@@ -58,10 +58,15 @@ function setup(options: SetupOptions = {}): Setup {
 const answer = (text: string): TurnOutcome => ({ kind: 'answer', text, stopped: false });
 
 /** A session with the given human messages accepted. */
+/** Wake-ups go to this setup's queue, sent after the message is stored (as on a Cluster). */
+function wake(s: Setup): { queueKey: string; pipelined: boolean } {
+  return { queueKey: `${s.prefix}queue`, pipelined: false };
+}
+
 async function sessionWith(s: Setup, ...texts: string[]): Promise<string> {
   const { token } = await s.sessions.create('Ada');
   for (const text of texts) {
-    const accepted = await s.sessions.accept(token, text);
+    const accepted = await s.sessions.accept(token, text, undefined, wake(s));
     assert.equal(accepted.status, 'accepted');
   }
   return token;
@@ -196,7 +201,7 @@ test('the owner committing the same turn twice: the second commit is stale and c
   assert.equal((await s.sessions.eventsAfter(token, '0')).events.length, eventsBefore);
 
   // Concurrent double commit of the next turn by the owner: one ok, one stale.
-  await s.sessions.accept(token, 'two');
+  await s.sessions.accept(token, 'two', undefined, wake(s));
   const next = await startOk(s, token, 'a');
   const results = await Promise.all([
     s.answers.finishTurn(token, 'a', next.turn, answer('x'), ''),
@@ -216,7 +221,7 @@ test('startTurn with nothing unanswered reports idle and releases the lease in t
   assert.deepEqual(await s.answers.startTurn(token, 'a'), { status: 'idle' });
   assert.equal(await redis.exists(leaseKey), 0);
 
-  await s.sessions.accept(token, 'now there is work');
+  await s.sessions.accept(token, 'now there is work', undefined, wake(s));
   assert.equal(await s.answers.acquireLease(token, 'b'), true);
   assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 1, cancelled: false });
   assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('done'), ''), 'ok');
@@ -324,25 +329,25 @@ test('an errored turn is kept as an error on its message, and the next turn proc
 test('a resent message (same clientId) is accepted once; a full session is busy', async () => {
   const s = setup({ maxPendingPerSession: 2 });
   const token = await sessionWith(s);
-  const first = await s.sessions.accept(token, 'hi', 'client-1');
-  const again = await s.sessions.accept(token, 'hi', 'client-1');
+  const first = await s.sessions.accept(token, 'hi', 'client-1', wake(s));
+  const again = await s.sessions.accept(token, 'hi', 'client-1', wake(s));
   if (first.status !== 'accepted' || again.status !== 'duplicate') throw new Error(`got ${first.status}, ${again.status}`);
   assert.deepEqual(again.record, first.record);
   assert.equal(first.record.seq, 1);
-  assert.equal((await s.sessions.accept(token, 'second')).status, 'accepted');
-  assert.deepEqual(await s.sessions.accept(token, 'third'), { status: 'busy' });
+  assert.equal((await s.sessions.accept(token, 'second', undefined, wake(s))).status, 'accepted');
+  assert.deepEqual(await s.sessions.accept(token, 'third', undefined, wake(s)), { status: 'busy' });
   assert.deepEqual(await history(s, token), [
     ['human', 1, 'hi'],
     ['human', 2, 'second'],
   ]);
-  assert.deepEqual(await s.sessions.accept(randomUUID(), 'nobody'), { status: 'expired' });
+  assert.deepEqual(await s.sessions.accept(randomUUID(), 'nobody', undefined, wake(s)), { status: 'expired' });
 });
 
-/** Every key under the prefix, with its PTTL. */
+/** Every session key under the prefix, with its PTTL (the queue is global: it has no TTL). */
 async function keysWithTtl(prefix: string): Promise<Map<string, number>> {
   const result = new Map<string, number>();
   for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    for (const key of keys) result.set(key, await redis.pTTL(key));
+    for (const key of keys) if (key !== `${prefix}queue`) result.set(key, await redis.pTTL(key));
   }
   return result;
 }
@@ -364,8 +369,8 @@ test('every key of a session carries its hash tag and expires within the session
   const keys = sessionKeys(s.prefix, token);
   await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after create');
 
-  await s.sessions.accept(token, 'one', 'client-1');
-  await s.sessions.accept(token, 'two', 'client-2');
+  await s.sessions.accept(token, 'one', 'client-1', wake(s));
+  await s.sessions.accept(token, 'two', 'client-2', wake(s));
   await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after accept');
 
   await s.answers.acquireLease(token, 'a');
@@ -509,9 +514,9 @@ test('history is ordered by turn even when commits interleave with new messages'
   await s.answers.acquireLease(token, 'a');
   await startOk(s, token, 'a');
   await s.answers.finishTurn(token, 'a', 1, answer('a1'), '');
-  await s.sessions.accept(token, 'q3');
+  await s.sessions.accept(token, 'q3', undefined, wake(s));
   await startOk(s, token, 'a');
-  await s.sessions.accept(token, 'q4');
+  await s.sessions.accept(token, 'q4', undefined, wake(s));
   await s.answers.finishTurn(token, 'a', 2, answer('a2'), '');
   await startOk(s, token, 'a');
   await s.answers.finishTurn(token, 'a', 3, answer('a3'), '');
@@ -578,4 +583,24 @@ test('startTurn hands the worker only the newest history records, never the whol
   const start = await s.answers.startTurn(token, 'a');
   assert.equal(start.status, 'ok');
   if (start.status === 'ok') assert.deepEqual(start.history.map((record) => record.msg), ['three', 'four', 'five']);
+});
+
+test('a pipelined wake-up is sent again when Redis had to be sent the accept script in full', async () => {
+  const s = setup();
+  const queueKey = `${s.prefix}queue`;
+  const { token } = await s.sessions.create('Ada');
+  // Cached script: message and wake-up go out together, one entry.
+  await s.sessions.accept(token, 'warm', undefined, { queueKey, pipelined: true });
+  assert.equal(await redis.xLen(queueKey), 1);
+  // After a Redis restart or failover the cache is empty: EVALSHA fails, the wake-up sent behind it
+  // runs first, and the script runs only when resent. A second wake-up must follow the message.
+  await redis.scriptFlush();
+  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, pipelined: true });
+  assert.equal(result.status, 'accepted');
+  assert.equal(await redis.xLen(queueKey), 3);
+  // A rejected message sends no extra wake-up beyond the pipelined one.
+  await redis.scriptFlush();
+  await redis.del(sessionKeys(s.prefix, token).session);
+  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, pipelined: true })).status, 'expired');
+  assert.equal(await redis.xLen(queueKey), 4);
 });
