@@ -56,7 +56,10 @@ export class AnswerStore {
     return (await this.run(renewLease, token, [owner, String(this.options.leaseMs)])) === 1;
   }
 
-  /** Gives the session back (shutdown): the next worker to take the lease starts the turn over. */
+  /**
+   * Gives the session back (shutdown): the next worker to take the lease starts the turn over. It
+   * is the renewal script with a 1 ms lifetime, so it only ever shortens a lease this owner holds.
+   */
   async releaseLease(token: string, owner: string): Promise<void> {
     await this.run(renewLease, token, [owner, '1']);
   }
