@@ -47,7 +47,7 @@ export class EventCursor {
       this.parked = false;
       // "0-0" (or "00-0") is the same position as "0": the start of the retained events.
       this.lastId = compareEventIds(afterId, '0') === 0 ? '0' : afterId;
-      await this.catchUp();
+      await this.readGap();
     });
   }
 

@@ -108,7 +108,7 @@ export class AnswerStore {
 
   /**
    * Records never change once written, and every turn of a session reads the same ones again, so
-   * each stored text is parsed and validated once (a quarter of the worker's CPU otherwise).
+   * each stored text is parsed and validated once (about a seventh of the worker's CPU otherwise).
    */
   private parseRecord(raw: string): MessageRecord | undefined {
     let record = this.parsedRecords.get(raw);
