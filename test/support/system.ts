@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { DestinationStream } from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { startGateway, type GatewayHandle } from '../../src/gateway/server.js';
 import { OpenAICompatibleProvider } from '../../src/providers/openai.js';
@@ -22,6 +23,8 @@ export interface SystemOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Use this provider in the in-process workers instead of the fake OpenAI server. */
   readonly provider?: () => ModelProvider;
+  /** Receives every log line (JSON) of the in-process gateways and workers, e.g. to assert on them. */
+  readonly logDestination?: DestinationStream;
 }
 
 export interface TestSystem {
@@ -62,7 +65,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     ...options.env,
   };
   const config = loadConfig(env);
-  const logger = createLogger('test', config.logLevel);
+  const logger = createLogger('test', config.logLevel, 'json', options.logDestination);
   const gateways: Array<GatewayHandle | undefined> = [];
   const workers: WorkerHandle[] = [];
   const children: ChildProcess[] = [];
