@@ -25,6 +25,37 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/**
+ * What a user reads when an answer fails: one fixed text per code. The detail (upstream bodies,
+ * paths, hosts) goes to the operator's log under a reference id the user can quote; showing it to
+ * users would hand out the deployment's internals and other people's data (issue 9).
+ */
+export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
+  invalid_name: 'Enter a valid name.',
+  session_expired: 'Your session has expired. Start a new chat.',
+  invalid_frame: 'The message could not be read.',
+  unknown_frame_type: 'The message could not be read.',
+  binary_frame: 'Binary messages are not accepted: send text.',
+  empty_message: 'The message is empty.',
+  message_too_long: 'The message is too long.',
+  too_many_pending: 'Too many messages are waiting for an answer; wait for one to finish.',
+  invalid_event_id: 'The position to resume from is not valid.',
+  model_not_configured: 'No language model is set up on this server yet. Ask its operator to configure one.',
+  model_unavailable: 'The language model is unavailable right now. Try again in a moment.',
+  model_auth: 'The server could not sign in to its language model. Ask its operator to check the configuration.',
+  model_rate_limited: 'The language model is busy right now. Try again in a moment.',
+  model_timeout: 'The language model took too long to answer. Try again.',
+  model_failed: 'The language model could not answer this message. Try again or rephrase it.',
+  model_context_overflow: 'The conversation is too long for the language model. Start a new chat.',
+  shutting_down: 'The server is restarting. Try again in a moment.',
+  internal_error: 'Something went wrong on the server. Try again in a moment.',
+};
+
+/** The user text of an error code (a stored code from an older version falls back to the generic one). */
+export function userErrorText(code: ErrorCode): string {
+  return USER_ERROR_TEXTS[code] ?? USER_ERROR_TEXTS.internal_error;
+}
+
 /** Base of every error Parley raises on purpose: a stable `code` plus a message for humans. */
 export class ParleyError extends Error {
   constructor(

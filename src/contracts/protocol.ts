@@ -58,6 +58,9 @@ export const messageRecordSchema = z.object({
 });
 export type MessageRecord = z.infer<typeof messageRecordSchema>;
 
+/** Reference id of a failure: short, quotable, and the key to its log line (never the detail itself). */
+export const errorRefSchema = z.string().regex(/^[A-Za-z0-9]{6,16}$/);
+
 const errorCodeSchema = z.enum(Object.values(ErrorCodes) as [ErrorCode, ...ErrorCode[]]);
 
 /**
@@ -70,7 +73,8 @@ export const answerEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('delta'), seq: z.number().int().positive(), text: z.string() }),
   z.object({ type: z.literal('done'), seq: z.number().int().positive(), id: z.string(), timestamp: z.string() }),
   z.object({ type: z.literal('stopped'), seq: z.number().int().positive(), id: z.string(), timestamp: z.string() }),
-  z.object({ type: z.literal('error'), seq: z.number().int().positive(), code: errorCodeSchema, message: z.string() }),
+  // `ref` (absent in events written before issue 9) names the log line with the failure's detail.
+  z.object({ type: z.literal('error'), seq: z.number().int().positive(), code: errorCodeSchema, message: z.string(), ref: errorRefSchema.optional() }),
 ]);
 export type AnswerEvent = z.infer<typeof answerEventSchema>;
 export type StoredEvent = AnswerEvent & { eventId: string };
@@ -79,8 +83,18 @@ export type StoredEvent = AnswerEvent & { eventId: string };
 export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: answerEventSchema });
 export type LiveEvent = z.infer<typeof liveEventSchema>;
 
-/** The record of a failed turn, kept so a reloaded history can show the error on its message. */
-export const turnErrorSchema = z.object({ seq: z.number().int().positive(), code: errorCodeSchema, message: z.string(), timestamp: z.string() });
+/**
+ * The record of a failed turn, kept so a reloaded history can show the error on its message. Only
+ * the code and reference are stored; the text shown is USER_ERROR_TEXTS[code]. `message` is read
+ * from records written before issue 9 and ignored.
+ */
+export const turnErrorSchema = z.object({
+  seq: z.number().int().positive(),
+  code: errorCodeSchema,
+  ref: errorRefSchema.optional(),
+  message: z.string().optional(),
+  timestamp: z.string(),
+});
 export type TurnError = z.infer<typeof turnErrorSchema>;
 
 /** Frames the gateway sends in streaming mode. */
@@ -88,7 +102,7 @@ export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
-  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string }
+  | { type: 'error'; code: ErrorCode; message: string; ref?: string; seq?: number; eventId?: string; clientId?: string }
   | { type: 'reset'; reason: string }
   | { type: 'pong' };
 
@@ -104,7 +118,7 @@ export interface SessionView {
   token: string;
   name: string;
   session_start: string;
-  messages: Array<MessageRecord & { error?: { code: ErrorCode; message: string } }>;
+  messages: Array<MessageRecord & { error?: { code: ErrorCode; message: string; ref?: string } }>;
   /** Event id matching this snapshot: resume after it to get everything that follows. */
   last_event_id: string;
 }

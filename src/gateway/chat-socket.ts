@@ -180,7 +180,7 @@ export class ChatConnection implements LiveListener {
       if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
     } else if (event.type === 'error') {
       this.plainAnswers.delete(event.seq);
-      this.sendJson({ type: 'error', code: event.code, message: event.message, seq: event.seq });
+      this.sendJson({ type: 'error', code: event.code, message: event.message, seq: event.seq, ...(event.ref === undefined ? {} : { ref: event.ref }) });
     } else {
       const seen = this.plainAnswers.get(event.seq);
       this.plainAnswers.delete(event.seq);

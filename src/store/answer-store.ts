@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { ErrorCode } from '../contracts/errors.js';
+import { userErrorText, type ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
 import type { RedisClient } from './redis.js';
@@ -23,7 +23,8 @@ export type StartTurnResult =
 
 export type TurnOutcome =
   | { kind: 'answer'; text: string; stopped: boolean }
-  | { kind: 'error'; code: ErrorCode; message: string };
+  /** A failed turn: the user sees the fixed text of `code`; `ref` names the log line with the detail. */
+  | { kind: 'error'; code: ErrorCode; ref: string };
 
 export type FinishStatus = 'ok' | 'stale' | 'lost' | 'expired';
 
@@ -97,8 +98,9 @@ export class AnswerStore {
 
   private describe(turn: number, outcome: TurnOutcome, timestamp: string): ['message' | 'error', MessageRecord | TurnError, AnswerEvent] {
     if (outcome.kind === 'error') {
-      const error: TurnError = { seq: turn, code: outcome.code, message: outcome.message, timestamp };
-      return ['error', error, { type: 'error', seq: turn, code: outcome.code, message: outcome.message }];
+      const { code, ref } = outcome;
+      const error: TurnError = { seq: turn, code, ref, timestamp };
+      return ['error', error, { type: 'error', seq: turn, code, message: userErrorText(code), ref }];
     }
     const id = randomUUID();
     const status = outcome.stopped ? 'stopped' : 'done';

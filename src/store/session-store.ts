@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { userErrorText } from '../contracts/errors.js';
 import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
 import {
   answerEventSchema,
@@ -97,7 +98,7 @@ export class SessionStore {
     const errors = new Map<number, { code: SessionView['messages'][number]['error'] }>();
     for (let index = 1; index < rawErrors.length; index += 2) {
       const error = parseJsonWith(turnErrorSchema, rawErrors[index] ?? '');
-      errors.set(error.seq, { code: { code: error.code, message: error.message } });
+      errors.set(error.seq, { code: { code: error.code, message: userErrorText(error.code), ...(error.ref === undefined ? {} : { ref: error.ref }) } });
     }
     const messages = orderByTurn(rawMessages.map((raw) => parseJsonWith(messageRecordSchema, raw))).map((record) => {
       const error = record.source === 'human' ? errors.get(record.seq)?.code : undefined;

@@ -4,11 +4,11 @@
  * batches and commits it exactly once; a stop request, a lost lease or a shutdown end it early.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCodes, ParleyError } from '../contracts/errors.js';
+import { ErrorCodes, ParleyError, type ErrorCode } from '../contracts/errors.js';
 import type { MessageRecord } from '../contracts/protocol.js';
 import type { ModelProvider } from '../providers/provider.js';
 import type { AnswerStore, TurnOutcome } from '../store/answer-store.js';
-import { tokenTag, type Logger } from '../shared/logger.js';
+import { errorRef, redactSecrets, safeError, tokenTag, type Logger } from '../shared/logger.js';
 import { DeltaBatcher } from './batcher.js';
 import { fitHistory } from './history-window.js';
 import { conversationFor } from './prompt.js';
@@ -25,6 +25,8 @@ export interface DrainDependencies {
   readonly provider: ModelProvider;
   readonly settings: DrainSettings;
   readonly logger: Logger;
+  /** Called once per failed turn with its code (metrics). */
+  readonly onFailure?: (code: ErrorCode) => void;
 }
 
 /** Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back. */
@@ -92,8 +94,7 @@ export class SessionDrain {
       this.deps.logger.error({ session: tokenTag(this.token), turn, malformedRecords }, 'history holds malformed records; they are left out of the prompt');
     }
     if (!history.some((record) => record.source === 'human' && record.seq === turn)) {
-      const message = 'This message could not be read back from storage, so it cannot be answered.';
-      return { outcome: { kind: 'error', code: ErrorCodes.internal, message }, unflushed: '' };
+      return { outcome: this.failed(turn, ErrorCodes.internal, 'the message could not be read back from storage'), unflushed: '' };
     }
     return this.answer(turn, history);
   }
@@ -124,7 +125,7 @@ export class SessionDrain {
         batcher.push(chunk);
       }
     } catch (error) {
-      if (!controller.signal.aborted) failure = this.describeFailure(error);
+      if (!controller.signal.aborted) failure = this.describeFailure(turn, error);
     } finally {
       this.generation = undefined;
     }
@@ -133,14 +134,26 @@ export class SessionDrain {
     if (failure !== undefined) return { outcome: failure, unflushed: '' };
     if (this.stopRequested) return { outcome: { kind: 'answer', text, stopped: true }, unflushed };
     if (text.trim() === '') {
-      return { outcome: { kind: 'error', code: ErrorCodes.modelFailed, message: 'The language model returned an empty answer.' }, unflushed: '' };
+      return { outcome: this.failed(turn, ErrorCodes.modelFailed, 'the language model returned an empty answer'), unflushed: '' };
     }
     return { outcome: { kind: 'answer', text, stopped: false }, unflushed };
   }
 
-  private describeFailure(error: unknown): TurnOutcome {
-    if (error instanceof ParleyError) return { kind: 'error', code: error.code, message: error.message };
-    this.deps.logger.error({ err: error, session: tokenTag(this.token) }, 'answer failed unexpectedly');
-    return { kind: 'error', code: ErrorCodes.internal, message: 'The answer failed because of an internal error.' };
+  private describeFailure(turn: number, error: unknown): TurnOutcome {
+    if (error instanceof ParleyError) return this.failed(turn, error.code, error.message);
+    return this.failed(turn, ErrorCodes.internal, 'the answer failed unexpectedly', error);
+  }
+
+  /**
+   * A failed turn as users and operators see it: users get the fixed text of `code` (from the
+   * contracts) and a reference; the detail, which may quote upstream bodies, paths and hosts,
+   * goes only to the log at warn, under that reference.
+   */
+  private failed(turn: number, code: ErrorCode, detail: string, error?: unknown): TurnOutcome {
+    const ref = errorRef();
+    const fields = { ref, code, session: tokenTag(this.token), turn, detail: redactSecrets(detail) };
+    this.deps.logger.warn(error === undefined ? fields : { ...fields, err: safeError(error) }, 'answer failed');
+    this.deps.onFailure?.(code);
+    return { kind: 'error', code, ref };
   }
 }

@@ -71,7 +71,7 @@ test('a model failure is an error event with a clear message, never an answer; t
 
   const view = await refreshSession(system.baseUrl, session.token);
   assert.deepEqual(view.body.messages.map((message) => message.source), ['human', 'human', 'bot']);
-  assert.deepEqual(view.body.messages[0]?.error, { code: 'model_unavailable', message: error.message });
+  assert.deepEqual(view.body.messages[0]?.error, { code: 'model_unavailable', message: error.message, ref: error.ref });
   socket.close();
   plain.close();
 });

@@ -170,7 +170,7 @@ describe('finding 5: headers and token transport', () => {
   });
 
   test('no HSTS over plain HTTP, nor from an untrusted X-Forwarded-Proto; consistent framing; connect-src self', async () => {
-    for (const headers of [{}, { 'x-forwarded-proto': 'https' }]) {
+    for (const headers of [{}, { 'x-forwarded-proto': 'https' }] as Array<Record<string, string>>) {
       const response = await fetch(`${system.baseUrl}/`, { headers });
       assert.equal(response.headers.get('strict-transport-security'), null, JSON.stringify(headers));
       assert.equal(response.headers.get('x-frame-options'), 'DENY');

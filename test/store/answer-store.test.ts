@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sessionKeys } from '../../src/contracts/keys.js';
+import { USER_ERROR_TEXTS } from '../../src/contracts/errors.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
 import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
@@ -305,12 +306,13 @@ test('an errored turn is kept as an error on its message, and the next turn proc
   const token = await sessionWith(s, 'one', 'two');
   await s.answers.acquireLease(token, 'a');
   await startOk(s, token, 'a');
-  assert.equal(await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_unavailable', message: 'The model is loading.' }, ''), 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_unavailable', ref: 'REF2345678' }, ''), 'ok');
   assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: false });
   assert.equal(await s.answers.finishTurn(token, 'a', 2, answer('fine now'), ''), 'ok');
   const view = await s.sessions.read(token);
   assert.ok(view);
-  assert.deepEqual(view.messages[0]?.error, { code: 'model_unavailable', message: 'The model is loading.' });
+  // The history keeps the code and reference; the text is the fixed one of the code.
+  assert.deepEqual(view.messages[0]?.error, { code: 'model_unavailable', message: USER_ERROR_TEXTS.model_unavailable, ref: 'REF2345678' });
   assert.deepEqual(
     view.messages.map((message) => [message.source, message.seq, message.msg]),
     [
@@ -381,7 +383,7 @@ test('every key of a session carries its hash tag and expires within the session
   await s.sessions.requestStop(token, s.cancelChannel);
   await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after append and stop');
 
-  await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_failed', message: 'broken' }, '');
+  await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_failed', ref: 'REF2345678' }, '');
   await startOk(s, token, 'a');
   await s.answers.finishTurn(token, 'a', 2, answer('an answer'), 'an answer');
   await assertAllKeysExpireWithin(s.prefix, token, ttlMs, 'after finish');
