@@ -45,10 +45,16 @@ const envSchema = z.object({
   SESSION_TTL_SECONDS: int(1, 30 * 24 * 3600).default(3600),
   NAME_MAX_CHARS: int(1, 1000).default(100),
   MESSAGE_MAX_CHARS: int(1, 1_000_000).default(8000),
-  WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  // Default: follows MESSAGE_MAX_CHARS (see frameLimit); set it only to override.
+  WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).optional(),
   MAX_PENDING_PER_SESSION: int(1, 10_000).default(20),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
+  // Metrics and readiness: a separate listener, private by default (issue 9).
+  METRICS_PORT: int(0, 65535).optional(),
+  WORKER_METRICS_PORT: int(0, 65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters (a random secret)').optional()),
   // Redis (the original's variable names are kept)
   REDIS_URL: optionalString,
   REDIS_HOST: optionalString,
@@ -146,6 +152,13 @@ export interface Config {
   readonly maxPendingPerSession: number;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
+  /** Gateway metrics listener (/metrics, /readyz) on metricsHost; undefined: none. */
+  readonly metricsPort: number | undefined;
+  /** Worker metrics listener on metricsHost; undefined: none. */
+  readonly workerMetricsPort: number | undefined;
+  readonly metricsHost: string;
+  /** When set, the gateway also serves /metrics on its public port to `Authorization: Bearer <it>`. */
+  readonly metricsToken: string | undefined;
   readonly redis: RedisConfig;
   readonly keyPrefix: string;
   readonly eventsMaxLen: number;
@@ -205,6 +218,16 @@ function modelConfig(env: Env): ModelConfig {
 }
 
 /**
+ * The largest WebSocket frame worth reading: a message of MESSAGE_MAX_CHARS characters at 4 UTF-8
+ * bytes each, plus room for a streaming frame's JSON (type, clientId, escapes of a few control
+ * characters). Anything larger can only be refused, so it is not read into memory at all.
+ */
+const FRAME_OVERHEAD_BYTES = 4096;
+export function frameLimit(messageMaxChars: number): number {
+  return Math.max(1024, 4 * messageMaxChars + FRAME_OVERHEAD_BYTES);
+}
+
+/**
  * A local model answers LLM_PARALLEL sessions at once, so taking more would only make sessions wait
  * in this worker while another worker may be idle; a remote API takes many requests at once.
  */
@@ -250,10 +273,14 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     sessionTtlSeconds: env.SESSION_TTL_SECONDS,
     nameMaxChars: env.NAME_MAX_CHARS,
     messageMaxChars: env.MESSAGE_MAX_CHARS,
-    wsMaxFrameBytes: env.WS_MAX_FRAME_BYTES,
+    wsMaxFrameBytes: env.WS_MAX_FRAME_BYTES ?? frameLimit(env.MESSAGE_MAX_CHARS),
     maxPendingPerSession: env.MAX_PENDING_PER_SESSION,
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,
+    metricsPort: env.METRICS_PORT,
+    workerMetricsPort: env.WORKER_METRICS_PORT,
+    metricsHost: env.METRICS_HOST,
+    metricsToken: env.METRICS_TOKEN,
     redis: redisConfig(env),
     keyPrefix: env.KEY_PREFIX,
     eventsMaxLen: env.EVENTS_MAX_LEN,

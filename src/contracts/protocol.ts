@@ -9,6 +9,12 @@ import { ErrorCodes, type ErrorCode } from './errors.js';
 /** WebSocket subprotocol that selects streaming mode. Without it a socket speaks plain mode. */
 export const STREAMING_SUBPROTOCOL = 'parley.v1';
 
+/**
+ * A client may carry its token in the subprotocol list instead of the URL (which proxies and
+ * browser histories log): `["parley.v1", "parley.token.<token>"]`. The server answers `parley.v1`.
+ */
+export const TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
+
 /** Close code and reason for a missing, unknown or expired token (kept from the original). */
 export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
 /** Close code the gateway uses when it shuts down: the client should reconnect (to any gateway). */

@@ -41,6 +41,14 @@ export interface ChatDependencies {
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const CLOSE_TOO_SLOW = { code: 1013, reason: 'Client too slow, reconnect and resume' } as const;
+/**
+ * Inbound backpressure: frames are handled one at a time, so a client sending faster than that
+ * would pile them up in memory. Past PAUSE_AT unprocessed frames (or bytes) the socket stops
+ * reading (TCP then slows the sender); it reads again once the backlog is down to RESUME_AT.
+ */
+const PAUSE_AT_FRAMES = 16;
+const PAUSE_AT_BYTES = 256 * 1024;
+const RESUME_AT_FRAMES = 4;
 
 class FrameError extends Error {
   constructor(
@@ -62,6 +70,8 @@ export class ChatConnection implements LiveListener {
   /** Plain mode: text of answers seen from their start, so a finished answer needs no read. */
   private readonly plainAnswers = new Map<number, string>();
   private closed = false;
+  private unprocessedFrames = 0;
+  private unprocessedBytes = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -112,11 +122,23 @@ export class ChatConnection implements LiveListener {
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
+    const bytes = frameBytes(data);
+    this.unprocessedFrames += 1;
+    this.unprocessedBytes += bytes;
+    if (!this.ws.isPaused && (this.unprocessedFrames >= PAUSE_AT_FRAMES || this.unprocessedBytes >= PAUSE_AT_BYTES)) {
+      this.ws.pause();
+      this.deps.metrics.pauses.inc();
+    }
     this.inbound = this.inbound
       .then(() => (this.cursor === undefined ? undefined : this.handle(data, isBinary)))
       .catch((error: unknown) => {
         if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId);
         else this.fail(error);
+      })
+      .finally(() => {
+        this.unprocessedFrames -= 1;
+        this.unprocessedBytes -= bytes;
+        if (this.ws.isPaused && this.unprocessedFrames <= RESUME_AT_FRAMES && this.unprocessedBytes < PAUSE_AT_BYTES) this.ws.resume();
       });
   }
 
@@ -219,6 +241,11 @@ export class ChatConnection implements LiveListener {
     this.deps.metrics.sockets.dec({ mode: this.mode });
     await this.deps.hub.remove(this.token, this).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed'));
   }
+}
+
+function frameBytes(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((sum, part) => sum + part.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
 const frameTypeSchema = z.object({ type: z.string() });

@@ -1,9 +1,11 @@
 /**
- * The HTTP API kept from the original (POST /token, GET|POST /refresh_token) plus health and
- * metrics. Error bodies keep the original's `{"detail": ...}` shape.
+ * The HTTP API kept from the original (POST /token, GET|POST /refresh_token) plus health,
+ * readiness and (only with METRICS_TOKEN) metrics. Error bodies keep the original's `{"detail": ...}` shape.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { readinessBody } from '../shared/metrics-server.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -12,6 +14,10 @@ export interface RouteDependencies {
   readonly metrics: GatewayMetrics;
   readonly nameMaxChars: number;
   readonly ping: () => Promise<void>;
+  /** Reasons the gateway is not ready (empty when it is); see readinessBody. */
+  readonly readiness: () => Promise<string[]>;
+  /** METRICS_TOKEN: /metrics on this port for `Authorization: Bearer <it>`; undefined: no /metrics here. */
+  readonly metricsToken: string | undefined;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
@@ -31,12 +37,30 @@ function field(request: FastifyRequest, name: string): string | undefined {
 /** A lone UTF-16 surrogate: not Unicode text, and it would come back from Redis as U+FFFD. */
 export const LONE_SURROGATE = /\p{Surrogate}/u;
 
+/** The token of `Authorization: Bearer <token>`, so clients can keep it out of URLs (and logs). */
+function bearer(request: FastifyRequest): string | undefined {
+  const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+  return match?.[1];
+}
+
+function sameSecret(given: string | undefined, secret: string): boolean {
+  if (given === undefined) return false;
+  const [a, b] = [Buffer.from(given), Buffer.from(secret)];
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A token or a history must never sit in a browser or proxy cache (errors included). */
+const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+  reply.header('Cache-Control', 'no-store');
+  return payload;
+};
+
 function validName(name: string | undefined, maxChars: number): name is string {
   return name !== undefined && name.trim() !== '' && [...name].length <= maxChars && !LONE_SURROGATE.test(name);
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): void {
-  app.post('/token', async (request, reply) => {
+  app.post('/token', { onSend: noStore }, async (request, reply) => {
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
     const session = await deps.store.create(name);
@@ -46,12 +70,12 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   });
 
   const refresh = async (request: FastifyRequest, reply: { code(status: number): { send(body: unknown): unknown } }) => {
-    const view = await deps.store.read(field(request, 'token') ?? '');
+    const view = await deps.store.read(field(request, 'token') ?? bearer(request) ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
     return view;
   };
-  app.get('/refresh_token', refresh);
-  app.post('/refresh_token', refresh);
+  app.get('/refresh_token', { onSend: noStore }, refresh);
+  app.post('/refresh_token', { onSend: noStore }, refresh);
 
   app.get('/healthz', async (_request, reply) => {
     try {
@@ -62,7 +86,17 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
     }
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/readyz', { onSend: noStore }, async (_request, reply) => {
+    const { status, body } = await readinessBody(deps.readiness);
+    return reply.code(status).send(body);
+  });
+
+  const { metricsToken } = deps;
+  if (metricsToken === undefined) return; // metrics live on the private METRICS_PORT listener
+  app.get('/metrics', { onSend: noStore }, async (request, reply) => {
+    if (!sameSecret(bearer(request), metricsToken)) {
+      return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ detail: 'Not authenticated' });
+    }
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });

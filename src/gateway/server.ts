@@ -3,8 +3,6 @@
  * behind a plain load balancer; everything about a session lives in Redis.
  */
 import { existsSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -12,19 +10,22 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
-import { globalKeys, isValidToken } from '../contracts/keys.js';
-import { CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/protocol.js';
+import { globalKeys } from '../contracts/keys.js';
+import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
 import type { Logger } from '../shared/logger.js';
-import { ChatConnection, type ChatDependencies } from './chat-socket.js';
+import { READINESS_DEADLINE_MS, startMetricsServer, withDeadline, type MetricsServer } from '../shared/metrics-server.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { LiveHub } from './live-hub.js';
 import { GatewayMetrics } from './metrics.js';
+import { chooseProtocol, routeUpgrades } from './upgrade.js';
 
 export interface GatewayHandle {
   readonly url: string;
   readonly port: number;
+  /** The private metrics listener (METRICS_PORT), when there is one. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting, closes sockets with 1012 (reconnect), disconnects from Redis. */
   stop(): Promise<void>;
 }
@@ -65,12 +66,21 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
   return app;
 }
 
+/** One year, as browsers' preload lists expect; sent only where the browser reached us over TLS. */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
 async function registerWeb(app: FastifyInstance, config: Config): Promise<void> {
   await app.register(helmet, {
+    // HSTS over plain HTTP is ignored at best and wrong at worst (a LAN address with no TLS):
+    // it is added below only for requests that came over https.
+    hsts: false,
+    // frame-ancestors 'none' and X-Frame-Options DENY say the same thing (SAMEORIGIN contradicted it).
+    frameguard: { action: 'deny' },
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
-        connectSrc: ["'self'", 'ws:', 'wss:'],
+        // 'self' covers ws:/wss: to this host (CSP 3); any other socket host is refused.
+        connectSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
         styleSrc: ["'self'", "'unsafe-inline'"],
         scriptSrc: ["'self'"],
@@ -80,6 +90,10 @@ async function registerWeb(app: FastifyInstance, config: Config): Promise<void> 
         upgradeInsecureRequests: null,
       },
     },
+  });
+  // request.protocol reads X-Forwarded-Proto only when TRUST_PROXY says the proxy is ours.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.protocol === 'https') reply.header('Strict-Transport-Security', HSTS);
   });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: [...config.corsOrigins], credentials: false, methods: ['GET', 'POST'] });
@@ -123,25 +137,6 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
   return timer;
 }
 
-function routeUpgrades(app: FastifyInstance, wss: WebSocketServer, deps: ChatDependencies): void {
-  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(request.url ?? '/', 'http://gateway');
-    if (url.pathname !== '/chat') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-      return;
-    }
-    wss.handleUpgrade(request, socket, head, (ws) => {
-      const token = url.searchParams.get('token');
-      if (!isValidToken(token)) {
-        ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
-        return;
-      }
-      wss.emit('connection', ws, request);
-      new ChatConnection(ws, token, deps);
-    });
-  });
-}
-
 export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
@@ -157,15 +152,30 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
-  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, ping: async () => void (await redis.ping()) });
+  const readiness = async (): Promise<string[]> => {
+    try {
+      await withDeadline(redis.ping(), READINESS_DEADLINE_MS, 'Redis');
+      return [];
+    } catch (error) {
+      return [error instanceof Error ? error.message : 'Redis does not answer'];
+    }
+  };
+  registerRoutes(app, {
+    store,
+    metrics,
+    nameMaxChars: config.nameMaxChars,
+    ping: async () => void (await redis.ping()),
+    readiness,
+    metricsToken: config.metricsToken,
+  });
 
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.wsMaxFrameBytes,
-    handleProtocols: (protocols) => (protocols.has(STREAMING_SUBPROTOCOL) ? STREAMING_SUBPROTOCOL : false),
+    handleProtocols: chooseProtocol,
   });
   const heartbeat = keepAlive(wss);
-  routeUpgrades(app, wss, {
+  routeUpgrades(app.server, wss, {
     store,
     redis,
     hub,
@@ -175,18 +185,24 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     pipelineWakeUp: !config.redis.cluster,
     logger,
     metrics,
-  });
+  }, { allowedOrigins: config.corsOrigins, trustProxy: config.trustProxy });
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   logger.info({ url }, 'gateway listening');
+  const metricsServer: MetricsServer | undefined =
+    config.metricsPort === undefined
+      ? undefined
+      : await startMetricsServer({ host: config.metricsHost, port: config.metricsPort, registry: metrics.registry, readiness, logger });
 
   return {
     url,
     port,
+    metricsUrl: metricsServer?.url,
     stop: async () => {
+      await metricsServer?.close();
       clearInterval(heartbeat);
       hub.close();
       const closing = app.close();

@@ -19,14 +19,15 @@ import { startSystem, type TestSystem } from '../support/system.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ALLOWED_ORIGIN = 'https://chat.example.org';
-const BAD_TARGETS = ['//x:abc/', '//[', '//:99999', '//%00', '//x:abc/chat?token=', '/chat?token=%', '//[::1/chat'];
+const METRICS_TOKEN = 'a-long-metrics-secret-0123456789';
+const BAD_TARGETS = ['//x:abc/', '//[', '//:99999', '//%00', '//x:abc/chat?token=', '//[::1/chat', '/chat/..%2f', '*'];
 
 let system: TestSystem;
 const logs = new LogCapture();
 let port: number;
 
 before(async () => {
-  system = await startSystem({ env: { CORS_ORIGINS: ALLOWED_ORIGIN, MESSAGE_MAX_CHARS: '1000', LOG_LEVEL: 'info' }, logDestination: logs });
+  system = await startSystem({ env: { CORS_ORIGINS: ALLOWED_ORIGIN, MESSAGE_MAX_CHARS: '1000', LOG_LEVEL: 'info', METRICS_TOKEN }, logDestination: logs });
   port = Number(new URL(system.baseUrl).port);
 });
 after(async () => {
@@ -134,12 +135,18 @@ describe('finding 3: only allowed origins may open a chat socket', () => {
 
 describe('finding 4: metrics are not public', () => {
   test('/metrics on the user port is 404 by default', async () => {
-    const response = await fetch(`${system.baseUrl}/metrics`);
-    assert.equal(response.status, 404);
+    const { METRICS_TOKEN: _unused, ...env } = system.env;
+    const gateway = await startGateway(loadConfig(env), createLogger('test', 'silent'));
+    try {
+      assert.equal((await fetch(`${gateway.url}/metrics`)).status, 404);
+      assert.equal(gateway.metricsUrl, undefined);
+    } finally {
+      await gateway.stop();
+    }
   });
 
   test('METRICS_PORT serves them on a separate listener; METRICS_TOKEN guards them on the public port', async () => {
-    const config = loadConfig({ ...system.env, METRICS_PORT: '0', METRICS_TOKEN: 'a-long-metrics-secret-0123456789' });
+    const config = loadConfig({ ...system.env, METRICS_PORT: '0' });
     const gateway: GatewayHandle = await startGateway(config, createLogger('test', 'silent'));
     try {
       assert.ok(gateway.metricsUrl !== undefined);
@@ -150,7 +157,7 @@ describe('finding 4: metrics are not public', () => {
       assert.equal((await fetch(`${gateway.url}/metrics`)).status, 401);
       const wrong = await fetch(`${gateway.url}/metrics`, { headers: { authorization: 'Bearer nope' } });
       assert.equal(wrong.status, 401);
-      const right = await fetch(`${gateway.url}/metrics`, { headers: { authorization: 'Bearer a-long-metrics-secret-0123456789' } });
+      const right = await fetch(`${gateway.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
       assert.equal(right.status, 200);
     } finally {
       await gateway.stop();
@@ -203,8 +210,9 @@ describe('finding 5: headers and token transport', () => {
     ws.close();
     const raw = await rawRequest(port, upgradeRequest('/chat', { 'Sec-WebSocket-Protocol': `parley.v1, parley.token.${session.token}` }));
     assert.match(raw.text, /^HTTP\/1\.1 101/);
-    assert.match(raw.text, /sec-websocket-protocol: parley\.v1\r\n/i);
-    assert.ok(!raw.text.includes(session.token), 'the token is never echoed');
+    const head = raw.text.split('\r\n\r\n')[0] ?? '';
+    assert.match(head, /sec-websocket-protocol: parley\.v1$/im);
+    assert.ok(!head.includes(session.token), 'the token is never echoed');
   });
 
   test('an unknown token in the subprotocol is refused like one in the query', async () => {
@@ -247,9 +255,9 @@ describe('finding 6: frames follow the message limit; a fast sender is slowed, n
     socket.ws.send(JSON.stringify({ type: 'ping' }));
     for (let index = 1; index < count; index += 1) socket.ws.send(JSON.stringify({ type: 'ping' }));
     await socket.waitForCount((frame) => frame.type === 'pong', count, 30_000);
-    const metrics = await (await fetch(`${system.baseUrl}/metrics`)).text().catch(() => '');
-    void metrics;
-    assert.ok(logs.entries().some((line) => line.msg === 'socket paused: too much unprocessed input'), 'the socket was paused');
+    const metrics = await (await fetch(`${system.baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    const pauses = Number(/^parley_gateway_socket_pauses_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(pauses > 0, `the socket was paused (${pauses} times)`);
     socket.close();
   });
 });
