@@ -3,7 +3,7 @@
  * upgrade request is either upgraded or refused with a 4xx before the upgrade; nothing here may
  * throw out of the 'upgrade' listener (an exception there would end the process, issue 9).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocketServer } from 'ws';
@@ -109,7 +109,7 @@ export function chooseProtocol(protocols: Set<string>): string | false {
   return protocols.has(STREAMING_SUBPROTOCOL) ? STREAMING_SUBPROTOCOL : false;
 }
 
-export function routeUpgrades(server: import('node:http').Server, wss: WebSocketServer, deps: ChatDependencies, settings: UpgradeSettings): void {
+export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDependencies, settings: UpgradeSettings): void {
   const origins = new OriginPolicy(settings, deps.logger);
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // A reset before the handshake ends emits 'error' on the socket; unheard, it would be fatal.

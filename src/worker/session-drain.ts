@@ -25,8 +25,15 @@ export interface DrainDependencies {
   readonly provider: ModelProvider;
   readonly settings: DrainSettings;
   readonly logger: Logger;
-  /** Called once per failed turn with its code (metrics). */
-  readonly onFailure?: (code: ErrorCode) => void;
+  readonly metrics?: DrainMetrics;
+}
+
+/** What a drain reports about its turns (the worker's Prometheus metrics). */
+export interface DrainMetrics {
+  turn(outcome: 'answer' | 'stopped' | 'error'): void;
+  failure(code: ErrorCode): void;
+  /** A generation that produced text: seconds to its first text, its length, seconds from first to last text. */
+  generated(firstTokenSeconds: number, chars: number, streamSeconds: number): void;
 }
 
 /** Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back. */
@@ -86,6 +93,7 @@ export class SessionDrain {
       if (status === 'expired') return 'expired';
       if (status !== 'ok') return 'lost';
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
+      this.deps.metrics?.turn(result.outcome.kind === 'error' ? 'error' : result.outcome.stopped ? 'stopped' : 'answer');
     }
   }
 
@@ -119,11 +127,15 @@ export class SessionDrain {
       const turns = fitHistory(conversationFor(history, turn, settings.systemPrompt), settings.historyTokens, (value) =>
         provider.countTokens(value),
       );
+      const asked = performance.now();
+      let first: number | undefined;
       for await (const chunk of provider.generate({ turns, signal: controller.signal })) {
         if (controller.signal.aborted) break;
+        first ??= performance.now();
         text += chunk;
         batcher.push(chunk);
       }
+      if (first !== undefined) this.deps.metrics?.generated((first - asked) / 1000, text.length, (performance.now() - first) / 1000);
     } catch (error) {
       if (!controller.signal.aborted) failure = this.describeFailure(turn, error);
     } finally {
@@ -153,7 +165,7 @@ export class SessionDrain {
     const ref = errorRef();
     const fields = { ref, code, session: tokenTag(this.token), turn, detail: redactSecrets(detail) };
     this.deps.logger.warn(error === undefined ? fields : { ...fields, err: safeError(error) }, 'answer failed');
-    this.deps.onFailure?.(code);
+    this.deps.metrics?.failure(code);
     return { kind: 'error', code, ref };
   }
 }

@@ -13,11 +13,15 @@ import { AnswerStore } from '../store/answer-store.js';
 import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
+import { READINESS_DEADLINE_MS, startMetricsServer, withDeadline } from '../shared/metrics-server.js';
 import { FailingProvider } from './failing-provider.js';
+import { WorkerMetrics } from './metrics.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
 
 export interface WorkerHandle {
   readonly consumer: string;
+  /** The private metrics listener (WORKER_METRICS_PORT), when there is one. */
+  readonly metricsUrl: string | undefined;
   /** Finishes current answers (up to SHUTDOWN_GRACE_MS), hands back the rest, disconnects. */
   stop(): Promise<void>;
 }
@@ -53,6 +57,7 @@ class Worker {
     private readonly redis: RedisClient,
     private readonly reader: RedisClient,
     private readonly subscriber: RedisClient,
+    private readonly metrics: WorkerMetrics,
   ) {
     this.keys = globalKeys(config.keyPrefix);
     this.queue = new QueueConsumer(redis, reader, this.keys.queue, this.keys.group, this.consumerName);
@@ -124,6 +129,9 @@ class Worker {
   }
 
   private dispatch(entry: QueueEntry): void {
+    // A stream entry id starts with the milliseconds at which Redis stored it.
+    const written = Number(entry.id.split('-')[0]);
+    if (Number.isFinite(written)) this.metrics.queueLag.observe(Math.max(0, Date.now() - written) / 1000);
     const current = this.active.get(entry.token);
     if (current !== undefined) {
       current.entries.push({ id: entry.id, startsBefore: current.drain.startsSent });
@@ -146,9 +154,11 @@ class Worker {
         flushMaxChars: this.config.flushMaxChars,
       },
       logger: this.logger,
+      metrics: this.metrics,
     });
     const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
     this.active.set(entry.token, active);
+    this.metrics.activeSessions.inc();
     // Once the drain has looked for work for the last time it must stop taking entries: one
     // attached while it settles would be acknowledged by nobody and wait for XAUTOCLAIM (15 s+).
     // From then on an entry for this session starts a new drain.
@@ -168,6 +178,7 @@ class Worker {
       detach();
       await this.settle(entry.token, active, end);
     } finally {
+      this.metrics.activeSessions.dec();
       if (detached) this.settling -= 1;
       else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
       this.slotFreed?.();
@@ -202,6 +213,7 @@ class Worker {
     if (!this.running || free <= 0) return;
     const entries = await this.queue.claimAbandoned(this.config.claimIdleMs, free);
     if (entries.length > 0) this.logger.warn({ count: entries.length }, 'took over work of a worker that stopped responding');
+    this.metrics.takeovers.inc(entries.length);
     for (const entry of entries) this.dispatch(entry);
   }
 
@@ -224,9 +236,30 @@ export async function startWorker(config: Config, provider: ModelProvider, logge
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const reader = await connectRedis(duplicateClient(redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
-  const worker = new Worker(config, model, logger, redis, reader, subscriber);
+  const metrics = new WorkerMetrics();
+  const worker = new Worker(config, model, logger, redis, reader, subscriber, metrics);
   await worker.start();
-  return { consumer: worker.consumer, stop: () => worker.stop() };
+  const readiness = async (): Promise<string[]> => {
+    const problems = model instanceof FailingProvider ? ['the language model did not start'] : [];
+    try {
+      await withDeadline(redis.ping(), READINESS_DEADLINE_MS, 'Redis');
+    } catch (error) {
+      problems.push(error instanceof Error ? error.message : 'Redis does not answer');
+    }
+    return problems;
+  };
+  const listener =
+    config.workerMetricsPort === undefined
+      ? undefined
+      : await startMetricsServer({ host: config.metricsHost, port: config.workerMetricsPort, registry: metrics.registry, readiness, logger });
+  return {
+    consumer: worker.consumer,
+    metricsUrl: listener?.url,
+    stop: async () => {
+      await listener?.close();
+      await worker.stop();
+    },
+  };
 }
 
 /** A model that cannot start still gets a worker: every message then gets that error, clearly. */

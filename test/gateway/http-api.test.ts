@@ -29,6 +29,8 @@ interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
+const METRICS_TOKEN = 'metrics-secret-for-tests-0123456789';
+
 async function call(baseUrl: string, path: string, options: RequestOptions = {}): Promise<HttpReply> {
   const headers: Record<string, string> = { ...options.headers };
   let body = options.body;
@@ -78,7 +80,7 @@ let system: TestSystem;
 let redis: RedisTestClient;
 
 before(async () => {
-  system = await startSystem();
+  system = await startSystem({ env: { METRICS_TOKEN } });
   redis = createClient({ url: TEST_REDIS_URL });
   await redis.connect();
 });
@@ -453,9 +455,9 @@ describe('operations endpoints and headers', () => {
     assert.deepEqual(reply.body, { status: 'ok' });
   });
 
-  test('GET /metrics → Prometheus text with parley_ metrics, and no token in it', async () => {
+  test('GET /metrics with METRICS_TOKEN as Bearer → Prometheus text with parley_ metrics, and no token in it', async () => {
     const session = await createSession(system.baseUrl);
-    const reply = await call(system.baseUrl, '/metrics');
+    const reply = await call(system.baseUrl, '/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     assert.equal(reply.status, 200);
     assert.match(reply.headers.get('content-type') ?? '', /^text\/plain/);
     assert.match(reply.text, /^# HELP parley_/m);

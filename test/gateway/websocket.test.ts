@@ -17,6 +17,7 @@ import { startSystem, type TestSystem } from '../support/system.js';
 
 const MESSAGE_MAX_CHARS = 100;
 const MAX_PENDING = 6;
+const METRICS_TOKEN = 'metrics-secret-for-tests-0123456789';
 const UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' };
 
 /** The echo model, slowed down (300 ms before the first token) for messages that start with "slow". */
@@ -29,7 +30,7 @@ let system: TestSystem;
 let redis: ReturnType<typeof createClient>;
 
 before(async () => {
-  system = await startSystem({ env: { MESSAGE_MAX_CHARS: String(MESSAGE_MAX_CHARS), MAX_PENDING_PER_SESSION: String(MAX_PENDING) } });
+  system = await startSystem({ env: { MESSAGE_MAX_CHARS: String(MESSAGE_MAX_CHARS), MAX_PENDING_PER_SESSION: String(MAX_PENDING), METRICS_TOKEN } });
   system.model.setRespond(echoSlowOnRequest);
   redis = createClient({ url: TEST_REDIS_URL });
   await redis.connect();
@@ -539,7 +540,7 @@ describe('hostile input', () => {
     attacker.send({ type: 'message', text: 'now a real one' });
     await attacker.waitFor((frame) => frame.type === 'done');
     assert.equal(attacker.answers().get(1), 'Echo #1: now a real one');
-    const metrics = await (await fetch(`${system.baseUrl}/metrics`)).text();
+    const metrics = await (await fetch(`${system.baseUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     assert.match(metrics, /parley_gateway_rejected_frames_total\{code="binary_frame"\} [1-9]/);
     attacker.close();
     victim.close();
