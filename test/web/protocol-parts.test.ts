@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { backoffDelay } from '../../web/src/protocol/backoff.js';
-import { chatSocketUrl } from '../../web/src/protocol/browser.js';
+import { chatSocketProtocols, chatSocketUrl } from '../../web/src/protocol/browser.js';
 import { stateFromSession } from '../../web/src/protocol/chat-state.js';
 import { compareEventIds } from '../../web/src/protocol/event-id.js';
 import { parseServerFrame } from '../../web/src/protocol/server-frames.js';
@@ -111,19 +111,23 @@ describe('session API', () => {
     await assert.rejects(createSessionApi(async () => Promise.reject(new TypeError('offline'))).refresh('t'), TransientError);
   });
 
-  it('refresh: encodes the token in the query', async () => {
+  it('refresh: sends the token as a Bearer header, never in the URL', async () => {
     let url = '';
-    await createSessionApi(async (input) => {
+    let authorization: string | null = null;
+    await createSessionApi(async (input, init) => {
       url = input;
+      authorization = new Headers(init?.headers).get('authorization');
       return new Response(JSON.stringify(session()), { status: 200 });
-    }).refresh('a b&c');
-    assert.equal(url, '/refresh_token?token=a%20b%26c');
+    }).refresh('3f1c2a9e-5b7d-4c1e-9a2b-6d8e0f1a2b3c');
+    assert.equal(url, '/refresh_token');
+    assert.equal(authorization, 'Bearer 3f1c2a9e-5b7d-4c1e-9a2b-6d8e0f1a2b3c');
   });
 });
 
 describe('chatSocketUrl', () => {
-  it('builds a same-origin ws/wss URL', () => {
-    assert.equal(chatSocketUrl({ protocol: 'http:', host: '127.0.0.1:3500' }, 'abc'), 'ws://127.0.0.1:3500/chat?token=abc');
-    assert.equal(chatSocketUrl({ protocol: 'https:', host: 'chat.example' }, 'a/b'), 'wss://chat.example/chat?token=a%2Fb');
+  it('builds a same-origin ws/wss URL without the token; the token rides in the subprotocols', () => {
+    assert.equal(chatSocketUrl({ protocol: 'http:', host: '127.0.0.1:3500' }), 'ws://127.0.0.1:3500/chat');
+    assert.equal(chatSocketUrl({ protocol: 'https:', host: 'chat.example' }), 'wss://chat.example/chat');
+    assert.deepEqual(chatSocketProtocols('abc'), ['parley.v1', 'parley.token.abc']);
   });
 });

@@ -1,19 +1,25 @@
 /** The browser's side effects, wired into the framework-free client. */
-import type { STREAMING_SUBPROTOCOL } from '../../../src/contracts/protocol.js';
+import type { STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/contracts/protocol.js';
 import type { ChatClientOptions } from './chat-client.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import type { OpenSocket, Timers } from './types.js';
 
 const SUBPROTOCOL: typeof STREAMING_SUBPROTOCOL = 'parley.v1';
+const TOKEN_PREFIX: typeof TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
 
-/** The gateway serves the page, the API and the socket from one origin. */
-export function chatSocketUrl(location: Pick<Location, 'protocol' | 'host'>, token: string): string {
+/** The gateway serves the page, the API and the socket from one origin. No token in the URL. */
+export function chatSocketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/chat?token=${encodeURIComponent(token)}`;
+  return `${scheme}//${location.host}/chat`;
+}
+
+/** The token rides in the subprotocol list (the server answers parley.v1 only, never echoing it). */
+export function chatSocketProtocols(token: string): string[] {
+  return [SUBPROTOCOL, `${TOKEN_PREFIX}${token}`];
 }
 
 export const openBrowserSocket: OpenSocket = (token, handlers) => {
-  const socket = new WebSocket(chatSocketUrl(window.location, token), SUBPROTOCOL);
+  const socket = new WebSocket(chatSocketUrl(window.location), chatSocketProtocols(token));
   socket.onmessage = (event) => handlers.onMessage(event.data);
   socket.onclose = (event) => handlers.onClose(event.code, event.reason);
   return {

@@ -19,6 +19,8 @@ export type TurnStatus =
 export interface TurnError {
   readonly code: string;
   readonly message: string;
+  /** Reference of a failed answer, to quote to the operator (who finds the detail in the log). */
+  readonly ref?: string;
 }
 
 export interface Turn {
@@ -59,7 +61,7 @@ export function stateFromSession(session: SessionView): ChatState {
   const bySeq = new Map<number, Turn>();
   for (const message of session.messages) {
     if (message.source === 'human') {
-      const error = message.error === undefined ? undefined : { code: message.error.code, message: message.error.message };
+      const error = message.error === undefined ? undefined : { ...message.error };
       bySeq.set(message.seq, {
         key: message.id,
         seq: message.seq,
@@ -166,7 +168,12 @@ function applyToTurn(turn: Turn, event: StoredEvent): Turn {
     case 'stopped':
       return { ...turn, status: 'stopped', answeredAt: event.timestamp, stopRequested: undefined };
     case 'error':
-      return { ...turn, status: 'error', error: { code: event.code, message: event.message }, stopRequested: undefined };
+      return {
+        ...turn,
+        status: 'error',
+        error: { code: event.code, message: event.message, ...(event.ref === undefined ? {} : { ref: event.ref }) },
+        stopRequested: undefined,
+      };
   }
 }
 

@@ -75,7 +75,14 @@ function parseEvent(frame: Json): StoredEvent | undefined {
       return isString(frame.id) ? { type: frame.type, seq, eventId, id: frame.id, timestamp: isString(frame.timestamp) ? frame.timestamp : '' } : undefined;
     case 'error':
       return isString(frame.code)
-        ? { type: 'error', seq, eventId, code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code }
+        ? {
+            type: 'error',
+            seq,
+            eventId,
+            code: frame.code as ErrorCode,
+            message: isString(frame.message) ? frame.message : frame.code,
+            ...(isString(frame.ref) && /^[A-Za-z0-9]{6,16}$/.test(frame.ref) ? { ref: frame.ref } : {}),
+          }
         : undefined;
     default:
       return undefined;

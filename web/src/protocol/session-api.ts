@@ -47,7 +47,8 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
     async refresh(token) {
       let response: Response;
       try {
-        response = await fetchFn(`${baseUrl}/refresh_token?token=${encodeURIComponent(token)}`, { cache: 'no-store' });
+        // In a header, not the URL: URLs end up in proxy logs and browser history.
+        response = await fetchFn(`${baseUrl}/refresh_token`, { cache: 'no-store', headers: { authorization: `Bearer ${token}` } });
       } catch (error) {
         throw new TransientError(`network: ${String(error)}`);
       }
@@ -88,7 +89,7 @@ function toMessage(value: unknown): HistoryMessage | undefined {
   const message: HistoryMessage = { id, msg, timestamp: typeof timestamp === 'string' ? timestamp : '', source, seq };
   if (status === 'done' || status === 'stopped') message.status = status;
   if (isRecord(error) && typeof error.code === 'string' && typeof error.message === 'string') {
-    message.error = { code: error.code as ErrorCode, message: error.message };
+    message.error = { code: error.code as ErrorCode, message: error.message, ...(typeof error.ref === 'string' ? { ref: error.ref } : {}) };
   }
   return message;
 }

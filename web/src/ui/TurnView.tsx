@@ -67,6 +67,7 @@ function TurnFailure({ turn, onRetry }: Pick<TurnViewProps, 'turn' | 'onRetry'>)
     <div className="failure" role="group" aria-label={title}>
       <p>
         <strong>{title}:</strong> {turn.error?.message ?? 'Something went wrong.'}
+        {turn.error?.ref === undefined ? null : <span className="failure-ref"> (reference {turn.error.ref})</span>}
       </p>
       <button type="button" className="button button-small" onClick={() => onRetry(turn.key)}>
         <RetryIcon />
