@@ -18,6 +18,7 @@ import { startSystem, type TestSystem } from '../support/system.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SEED = Number(process.env.FUZZ_SEED ?? 9);
 const SIZE = Number(process.env.FUZZ_SIZE ?? 40);
+const TURNS_PER_SESSION = 20;
 
 let system: TestSystem;
 let gateway: ChildProcess;
@@ -59,9 +60,16 @@ test(`fuzz: seed ${SEED}, ${SIZE} rounds — the gateway stays up and refuses ev
     tokens.push(token);
     return token;
   };
-  const client = await TestSocket.open(baseUrl, await newToken());
+  let client = await TestSocket.open(baseUrl, await newToken());
   let turn = 0;
   const wellBehaved = async (round: number) => {
+    // A fresh session now and then: the echo model counts the turns in its prompt, and a long
+    // history is cut to LLM_HISTORY_TOKENS.
+    if (turn === TURNS_PER_SESSION) {
+      client.close();
+      client = await TestSocket.open(baseUrl, await newToken());
+      turn = 0;
+    }
     turn += 1;
     const text = `still answering at round ${round}`;
     client.send({ type: 'message', text });
