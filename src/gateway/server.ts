@@ -14,7 +14,7 @@ import { globalKeys } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
-import type { Logger } from '../shared/logger.js';
+import { safeError, type Logger } from '../shared/logger.js';
 import { READINESS_DEADLINE_MS, startMetricsServer, withDeadline, type MetricsServer } from '../shared/metrics-server.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { LiveHub } from './live-hub.js';
@@ -58,7 +58,8 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) request.log.error({ err: error }, 'request failed');
+    // Redacted: an error may quote the request URL, token included.
+    if (status === 500) request.log.error({ err: safeError(error) }, 'request failed');
     if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
     return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message });
   });

@@ -23,7 +23,7 @@ export interface UpgradeSettings {
 const MAX_REMEMBERED_ORIGINS = 1000;
 const MAX_LOGGED_ORIGIN_CHARS = 200;
 
-function refuse(socket: Duplex, status: 400 | 403 | 404, text: string): void {
+function refuse(socket: Duplex, status: 400 | 403 | 404 | 405, text: string): void {
   if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   socket.destroy();
 }
@@ -111,6 +111,11 @@ export function chooseProtocol(protocols: Set<string>): string | false {
 
 export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDependencies, settings: UpgradeSettings): void {
   const origins = new OriginPolicy(settings, deps.logger);
+  // Node hands CONNECT to this event and, with no listener, drops the connection without a word.
+  server.on('connect', (_request: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    refuse(socket, 405, 'Method Not Allowed');
+  });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // A reset before the handshake ends emits 'error' on the socket; unheard, it would be fatal.
     socket.on('error', () => socket.destroy());

@@ -73,6 +73,9 @@ function classifyHttp(reply: RawReply, counts: FuzzCounts, label: string): void 
   const key = reply.status === undefined ? `http:no-reply:${reply.end}` : reply.status === 101 ? 'http:101' : `http:${Math.floor(reply.status / 100)}xx`;
   counts.replies[key] = (counts.replies[key] ?? 0) + 1;
   if (reply.status !== undefined && reply.status >= 500) counts.violations.push(`${label} → ${reply.status}`);
+  // A close without a status line leaves a client guessing. (A reset may race the server's reply
+  // while a large body is still being sent, and a server waiting for a promised body stays quiet.)
+  if (reply.status === undefined && reply.end === 'closed') counts.violations.push(`${label} → closed without a reply`);
 }
 
 function randomRequest(pick: Picker): Buffer {
@@ -196,7 +199,7 @@ export async function fuzzGateway(target: FuzzTarget, options: FuzzOptions): Pro
   const token = await target.newToken();
   for (let round = 0; round < options.size; round += 1) {
     const request = randomRequest(pick);
-    classifyHttp(await rawRequest(target.port, request, 300), counts, `request ${JSON.stringify(request.subarray(0, 60).toString('latin1'))}`);
+    classifyHttp(await rawRequest(target.port, request, 300), counts, `request ${JSON.stringify(request.subarray(0, 120).toString('latin1'))}`);
     counts.httpRequests += 1;
     const upgrade = randomUpgrade(pick, token);
     const reply = await rawRequest(target.port, upgrade, 200);
