@@ -194,3 +194,17 @@ test('.env file values feed the configuration, and are validated like any other'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the frame limit follows MESSAGE_MAX_CHARS unless WS_MAX_FRAME_BYTES overrides it', () => {
+  assert.equal(loadConfig({}).wsMaxFrameBytes, 4 * 8000 + 4096);
+  assert.equal(loadConfig({ MESSAGE_MAX_CHARS: '100' }).wsMaxFrameBytes, 4 * 100 + 4096);
+  assert.equal(loadConfig({ MESSAGE_MAX_CHARS: '100', WS_MAX_FRAME_BYTES: '2048' }).wsMaxFrameBytes, 2048);
+});
+
+test('metrics: no listener and no public /metrics by default; METRICS_TOKEN must be a real secret', () => {
+  const config = loadConfig({});
+  assert.deepEqual([config.metricsPort, config.workerMetricsPort, config.metricsHost, config.metricsToken], [undefined, undefined, '127.0.0.1', undefined]);
+  const set = loadConfig({ METRICS_PORT: '9100', WORKER_METRICS_PORT: '9101', METRICS_HOST: '10.0.0.5', METRICS_TOKEN: 'x'.repeat(16) });
+  assert.deepEqual([set.metricsPort, set.workerMetricsPort, set.metricsHost, set.metricsToken], [9100, 9101, '10.0.0.5', 'x'.repeat(16)]);
+  assert.throws(() => loadConfig({ METRICS_TOKEN: 'short' }), /METRICS_TOKEN: must be at least 16 characters/);
+});
