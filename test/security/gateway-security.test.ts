@@ -124,6 +124,20 @@ describe('finding 3: only allowed origins may open a chat socket', () => {
     }
   });
 
+  test('behind a trusted proxy, same origin means the forwarded scheme and host', async () => {
+    const gateway = await startGateway(loadConfig({ ...system.env, TRUST_PROXY: 'true' }), createLogger('test', 'silent'));
+    try {
+      const session = await createSession(gateway.url);
+      const proxied = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-Host': 'chat.example.net' };
+      const statusOf = async (origin: string) => (await rawRequest(gateway.port, upgradeRequest(`/chat?token=${session.token}`, { ...proxied, Origin: origin }))).status;
+      assert.equal(await statusOf('https://chat.example.net'), 101);
+      assert.equal(await statusOf('http://chat.example.net'), 403, 'the browser saw https, not http');
+      assert.equal(await statusOf('https://other.example.net'), 403);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
   test('a refused origin is logged once, with a hint naming CORS_ORIGINS', async () => {
     const session = await createSession(system.baseUrl);
     for (let attempt = 0; attempt < 3; attempt += 1) await handshake(session.token, { origin: 'http://logged-once.example' });
