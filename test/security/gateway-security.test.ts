@@ -219,7 +219,10 @@ describe('finding 5: headers and token transport', () => {
     assert.equal(status, 101);
     assert.ok(ws !== undefined);
     assert.equal(ws.protocol, 'parley.v1');
-    const ready = await new Promise<Record<string, unknown>>((resolve) => ws.once('message', (data) => resolve(JSON.parse(String(data)) as Record<string, unknown>)));
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      ws.once('message', (data) => resolve(JSON.parse(String(data)) as Record<string, unknown>));
+      ws.once('close', (code) => reject(new Error(`closed with ${code} before ready`)));
+    });
     assert.equal(ready.type, 'ready');
     ws.close();
     const raw = await rawRequest(port, upgradeRequest('/chat', { 'Sec-WebSocket-Protocol': `parley.v1, parley.token.${session.token}` }));
