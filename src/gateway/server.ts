@@ -15,7 +15,7 @@ import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
 import { safeError, type Logger } from '../shared/logger.js';
-import { READINESS_DEADLINE_MS, startMetricsServer, withDeadline, type MetricsServer } from '../shared/metrics-server.js';
+import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { LiveHub } from './live-hub.js';
 import { GatewayMetrics } from './metrics.js';
@@ -153,14 +153,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
-  const readiness = async (): Promise<string[]> => {
-    try {
-      await withDeadline(redis.ping(), READINESS_DEADLINE_MS, 'Redis');
-      return [];
-    } catch (error) {
-      return [error instanceof Error ? error.message : 'Redis does not answer'];
-    }
-  };
+  const readiness = () => redisProblems(() => redis.ping());
   registerRoutes(app, {
     store,
     metrics,

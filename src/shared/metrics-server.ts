@@ -38,6 +38,19 @@ export async function withDeadline<T>(check: Promise<T>, ms: number, what: strin
   }
 }
 
+/**
+ * Readiness problems of Redis: a fixed text, never the driver's message (it names the Redis host
+ * and port, and the gateway answers /readyz on its public port too).
+ */
+export async function redisProblems(ping: () => Promise<unknown>): Promise<string[]> {
+  try {
+    await withDeadline(ping(), READINESS_DEADLINE_MS, 'Redis');
+    return [];
+  } catch {
+    return [`Redis does not answer within ${READINESS_DEADLINE_MS} ms`];
+  }
+}
+
 /** The readiness answer both listeners share: 200 {"status":"ready"} or 503 with the reasons. */
 export async function readinessBody(readiness: () => Promise<string[]>): Promise<{ status: number; body: { status: string; problems?: string[] } }> {
   const problems = await readiness().catch((error: unknown) => [safeError(error).message]);

@@ -13,7 +13,7 @@ import { AnswerStore } from '../store/answer-store.js';
 import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
-import { READINESS_DEADLINE_MS, startMetricsServer, withDeadline } from '../shared/metrics-server.js';
+import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
 import { FailingProvider } from './failing-provider.js';
 import { WorkerMetrics } from './metrics.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
@@ -239,15 +239,10 @@ export async function startWorker(config: Config, provider: ModelProvider, logge
   const metrics = new WorkerMetrics();
   const worker = new Worker(config, model, logger, redis, reader, subscriber, metrics);
   await worker.start();
-  const readiness = async (): Promise<string[]> => {
-    const problems = model instanceof FailingProvider ? ['the language model did not start'] : [];
-    try {
-      await withDeadline(redis.ping(), READINESS_DEADLINE_MS, 'Redis');
-    } catch (error) {
-      problems.push(error instanceof Error ? error.message : 'Redis does not answer');
-    }
-    return problems;
-  };
+  const readiness = async (): Promise<string[]> => [
+    ...(model instanceof FailingProvider ? ['the language model did not start'] : []),
+    ...(await redisProblems(() => redis.ping())),
+  ];
   const listener =
     config.workerMetricsPort === undefined
       ? undefined
