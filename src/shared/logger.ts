@@ -29,6 +29,8 @@ const REDACTED_PATHS = [
   'req.query',
   // Node's ERR_INVALID_URL carries the rejected URL (with its ?token=) in `input`.
   'err.input',
+  // Node's parse errors carry the raw request bytes (request line, token included).
+  'err.rawPacket',
 ];
 
 export function createLogger(name: string, level: string, format: LogFormat = 'json', destination?: DestinationStream): Logger {
