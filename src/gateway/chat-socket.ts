@@ -18,7 +18,8 @@ import {
 } from '../contracts/protocol.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
-import { compareEventIds, type SessionStore } from '../store/session-store.js';
+import { compareEventIds } from '../contracts/event-ids.js';
+import type { SessionStore } from '../store/session-store.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
@@ -30,6 +31,7 @@ export interface ChatDependencies {
   readonly redis: RedisClient;
   readonly hub: LiveHub;
   readonly queueKey: string;
+  readonly unansweredKey: string;
   readonly cancelChannel: string;
   readonly messageMaxChars: number;
   /** True on a single Redis node, where commands on one connection run in the order sent. */
@@ -156,8 +158,8 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
-    const { store, queueKey, pipelineWakeUp } = this.deps;
-    const result = await store.accept(this.token, text, clientId, { queueKey, pipelined: pipelineWakeUp });
+    const { store, queueKey, unansweredKey, pipelineWakeUp } = this.deps;
+    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, pipelined: pipelineWakeUp });
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);

@@ -5,7 +5,7 @@
  * session's event stream first. All work runs one step at a time, so nothing overtakes.
  */
 import type { LiveEvent, StoredEvent } from '../contracts/protocol.js';
-import { compareEventIds } from '../store/session-store.js';
+import { compareEventIds } from '../contracts/event-ids.js';
 
 export type FetchAfter = (afterId: string) => Promise<{ events: StoredEvent[]; complete: boolean }>;
 

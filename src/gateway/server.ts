@@ -170,6 +170,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     redis,
     hub,
     queueKey: keys.queue,
+    unansweredKey: keys.unanswered,
     cancelChannel: keys.cancelChannel,
     messageMaxChars: config.messageMaxChars,
     pipelineWakeUp: !config.redis.cluster,

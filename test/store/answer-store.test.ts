@@ -11,7 +11,7 @@ import { sessionKeys } from '../../src/contracts/keys.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
 import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
-import { orderByTurn, SessionStore } from '../../src/store/session-store.js';
+import { orderByTurn, SessionStore, type WakeUp } from '../../src/store/session-store.js';
 import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
 
 let redis: RedisClient;
@@ -59,8 +59,8 @@ const answer = (text: string): TurnOutcome => ({ kind: 'answer', text, stopped: 
 
 /** A session with the given human messages accepted. */
 /** Wake-ups go to this setup's queue, sent after the message is stored (as on a Cluster). */
-function wake(s: Setup): { queueKey: string; pipelined: boolean } {
-  return { queueKey: `${s.prefix}queue`, pipelined: false };
+function wake(s: Setup): WakeUp {
+  return { queueKey: `${s.prefix}queue`, unansweredKey: `${s.prefix}unanswered`, pipelined: false };
 }
 
 async function sessionWith(s: Setup, ...texts: string[]): Promise<string> {
@@ -590,17 +590,17 @@ test('a pipelined wake-up is sent again when Redis had to be sent the accept scr
   const queueKey = `${s.prefix}queue`;
   const { token } = await s.sessions.create('Ada');
   // Cached script: message and wake-up go out together, one entry.
-  await s.sessions.accept(token, 'warm', undefined, { queueKey, pipelined: true });
+  await s.sessions.accept(token, 'warm', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
   assert.equal(await redis.xLen(queueKey), 1);
   // After a Redis restart or failover the cache is empty: EVALSHA fails, the wake-up sent behind it
   // runs first, and the script runs only when resent. A second wake-up must follow the message.
   await redis.scriptFlush();
-  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, pipelined: true });
+  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
   assert.equal(result.status, 'accepted');
   assert.equal(await redis.xLen(queueKey), 3);
   // A rejected message sends no extra wake-up beyond the pipelined one.
   await redis.scriptFlush();
   await redis.del(sessionKeys(s.prefix, token).session);
-  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, pipelined: true })).status, 'expired');
+  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true })).status, 'expired');
   assert.equal(await redis.xLen(queueKey), 4);
 });

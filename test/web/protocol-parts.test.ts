@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { backoffDelay } from '../../web/src/protocol/backoff.js';
 import { chatSocketUrl } from '../../web/src/protocol/browser.js';
 import { stateFromSession } from '../../web/src/protocol/chat-state.js';
-import { compareEventIds } from '../../web/src/protocol/event-id.js';
+import { compareEventIds } from '../../src/contracts/event-ids.js';
 import { parseServerFrame } from '../../web/src/protocol/server-frames.js';
 import { createSessionApi, TransientError, type FetchLike } from '../../web/src/protocol/session-api.js';
 import { session } from './fakes.js';
