@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sessionKeys } from '../../src/contracts/keys.js';
+import { globalKeys, sessionKeys } from '../../src/contracts/keys.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
 import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
@@ -343,11 +343,12 @@ test('a resent message (same clientId) is accepted once; a full session is busy'
   assert.deepEqual(await s.sessions.accept(randomUUID(), 'nobody', undefined, wake(s)), { status: 'expired' });
 });
 
-/** Every session key under the prefix, with its PTTL (the queue is global: it has no TTL). */
+/** Every session key under the prefix, with its PTTL (the queue and the unanswered set are global: no TTL). */
 async function keysWithTtl(prefix: string): Promise<Map<string, number>> {
   const result = new Map<string, number>();
+  const global = globalKeys(prefix);
   for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    for (const key of keys) if (key !== `${prefix}queue`) result.set(key, await redis.pTTL(key));
+    for (const key of keys) if (key !== global.queue && key !== global.unanswered) result.set(key, await redis.pTTL(key));
   }
   return result;
 }
