@@ -89,8 +89,13 @@ export type ServerFrame =
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
   | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string }
+  | { type: 'resumed'; after: string }
   | { type: 'reset'; reason: string }
+  | { type: 'status'; state: ServiceState; message: string }
   | { type: 'pong' };
+
+/** `degraded`: the gateway cannot reach Redis right now; messages and answers wait until it can. */
+export type ServiceState = 'ok' | 'degraded';
 
 /** The frame a plain-mode client receives for each finished answer (the original's shape). */
 export interface PlainAnswerFrame {

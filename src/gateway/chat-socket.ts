@@ -133,21 +133,34 @@ export class ChatConnection implements LiveListener {
       case 'stop':
         await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
         return;
-      case 'resume': {
-        // An id newer than the session's newest event was never sent by this session (another
-        // session's id, a made-up one): resuming after it would silently skip every future event.
-        const state = await this.deps.store.touch(this.token);
-        if (state === null) return this.onExpired();
-        if (compareEventIds(frame.after, state.lastEventId) > 0) {
-          throw new FrameError(ErrorCodes.invalidEventId, 'This session has no event with that id: resume after an id it sent you, or "0".');
-        }
-        this.cursor?.resume(frame.after);
+      case 'resume':
+        // Awaited, so a later frame's reply cannot overtake this one's.
+        await this.cursor?.resume(frame.after, () => this.confirmResume(frame.after));
         return;
-      }
       case 'ping':
         this.send({ type: 'pong' });
         return;
     }
+  }
+
+  /**
+   * Runs in the cursor's turn, so no event is sent between this check and the replay: the client
+   * takes the `resumed` frame as the point after which it gets exactly the events after its id.
+   */
+  private async confirmResume(after: string): Promise<boolean> {
+    const state = await this.deps.store.touch(this.token);
+    if (state === null) {
+      this.onExpired();
+      return false;
+    }
+    // An id newer than the session's newest event was never sent by this session (another
+    // session's id, a made-up one): resuming after it would silently skip every future event.
+    if (compareEventIds(after, state.lastEventId) > 0) {
+      this.reject(ErrorCodes.invalidEventId, 'This session has no event with that id: resume after an id it sent you, or "0".');
+      return false;
+    }
+    this.send({ type: 'resumed', after });
+    return true;
   }
 
   private async sendMessage(text: string, clientId?: string): Promise<void> {

@@ -299,7 +299,7 @@ describe('streaming mode (parley.v1)', () => {
     await sleep(200);
     assert.deepEqual(
       socket.frames.slice(seen).map((frame) => frame.type),
-      ['reset', 'accepted'],
+      ['resumed', 'reset', 'accepted'],
       'after the reset: no event (it would leave a gap) and no reset storm',
     );
 
