@@ -49,6 +49,8 @@ const envSchema = z.object({
   MAX_PENDING_PER_SESSION: int(1, 10_000).default(20),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
+  // How long an HTTP request waits for Redis before it is answered 503 (Redis commands have no timeout of their own).
+  REQUEST_DEADLINE_MS: int(100, 120_000).default(3000),
   // Redis (the original's variable names are kept)
   REDIS_URL: optionalString,
   REDIS_HOST: optionalString,
@@ -146,6 +148,7 @@ export interface Config {
   readonly maxPendingPerSession: number;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
+  readonly requestDeadlineMs: number;
   readonly redis: RedisConfig;
   readonly keyPrefix: string;
   readonly eventsMaxLen: number;
@@ -254,6 +257,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     maxPendingPerSession: env.MAX_PENDING_PER_SESSION,
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,
+    requestDeadlineMs: env.REQUEST_DEADLINE_MS,
     redis: redisConfig(env),
     keyPrefix: env.KEY_PREFIX,
     eventsMaxLen: env.EVENTS_MAX_LEN,

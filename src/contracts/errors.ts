@@ -20,6 +20,7 @@ export const ErrorCodes = {
   modelFailed: 'model_failed',
   modelContextOverflow: 'model_context_overflow',
   shuttingDown: 'shutting_down',
+  unavailable: 'unavailable',
   internal: 'internal_error',
 } as const;
 

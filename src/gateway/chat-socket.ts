@@ -14,6 +14,7 @@ import {
   type ClientFrame,
   type LiveEvent,
   type ServerFrame,
+  type ServiceState,
   type StoredEvent,
 } from '../contracts/protocol.js';
 import { enqueue } from '../store/queue.js';
@@ -24,6 +25,7 @@ import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
+import type { RedisHealth } from './redis-health.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface ChatDependencies {
@@ -36,6 +38,7 @@ export interface ChatDependencies {
   readonly messageMaxChars: number;
   /** True on a single Redis node, where commands on one connection run in the order sent. */
   readonly pipelineWakeUp: boolean;
+  readonly health: RedisHealth;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
 }
@@ -75,6 +78,7 @@ export class ChatConnection implements LiveListener {
     ws.on('close', () => void this.onClose());
     ws.on('error', (error) => deps.logger.debug({ err: error, session: tokenTag(token) }, 'socket error'));
     deps.metrics.sockets.inc({ mode: this.mode });
+    if (deps.health.state !== 'ok') this.onServiceState(deps.health.state);
     this.inbound = this.setUp().catch((error: unknown) => this.fail(error));
   }
 
@@ -84,6 +88,13 @@ export class ChatConnection implements LiveListener {
 
   onResync(): void {
     this.cursor?.catchUp();
+  }
+
+  /** Plain mode has no frame for it: every plain frame is drawn as a chat message. */
+  onServiceState(state: ServiceState): void {
+    if (this.mode !== 'streaming') return;
+    const message = state === 'ok' ? 'The service is available again.' : 'The service cannot reach its storage right now; messages and answers wait until it can.';
+    this.send({ type: 'status', state, message });
   }
 
   onExpired(): void {

@@ -4,14 +4,18 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { withDeadline } from '../shared/deadline.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { RedisHealth } from './redis-health.js';
 
 export interface RouteDependencies {
   readonly store: SessionStore;
   readonly metrics: GatewayMetrics;
   readonly nameMaxChars: number;
-  readonly ping: () => Promise<void>;
+  readonly health: RedisHealth;
+  /** Longest a request waits for Redis before it is answered 503. */
+  readonly deadlineMs: number;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
@@ -39,14 +43,14 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   app.post('/token', async (request, reply) => {
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
-    const session = await deps.store.create(name);
+    const session = await withDeadline(deps.store.create(name), deps.deadlineMs);
     deps.metrics.sessions.inc();
     const { last_event_id: _unused, ...original } = session;
     return original;
   });
 
   const refresh = async (request: FastifyRequest, reply: { code(status: number): { send(body: unknown): unknown } }) => {
-    const view = await deps.store.read(field(request, 'token') ?? '');
+    const view = await withDeadline(deps.store.read(field(request, 'token') ?? ''), deps.deadlineMs);
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
     return view;
   };
@@ -54,12 +58,8 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   app.post('/refresh_token', refresh);
 
   app.get('/healthz', async (_request, reply) => {
-    try {
-      await deps.ping();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', detail: 'Redis does not answer' });
-    }
+    if (await deps.health.check()) return { status: 'ok' };
+    return reply.code(503).send({ status: 'unavailable', detail: 'Redis does not answer' });
   });
 
   app.get('/metrics', async (_request, reply) => {

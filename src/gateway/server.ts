@@ -16,11 +16,13 @@ import { globalKeys, isValidToken } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
+import { ServiceUnavailableError } from '../shared/deadline.js';
 import type { Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { LiveHub } from './live-hub.js';
 import { GatewayMetrics } from './metrics.js';
+import { RedisHealth } from './redis-health.js';
 
 export interface GatewayHandle {
   readonly url: string;
@@ -56,6 +58,9 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
   // client sends (curl -d '', HTML forms, jQuery's $.post all send form-urlencoded).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof ServiceUnavailableError) {
+      return reply.code(503).header('Retry-After', String(error.retryAfterSeconds)).send({ detail: error.message });
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status === 500) request.log.error({ err: error }, 'request failed');
     if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
@@ -157,7 +162,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
-  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, ping: async () => void (await redis.ping()) });
+  const health = new RedisHealth(() => redis.ping(), (state) => hub.announce(state), logger);
+  health.start();
+  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, health, deadlineMs: config.requestDeadlineMs });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -174,6 +181,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     cancelChannel: keys.cancelChannel,
     messageMaxChars: config.messageMaxChars,
     pipelineWakeUp: !config.redis.cluster,
+    health,
     logger,
     metrics,
   });
@@ -189,6 +197,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     port,
     stop: async () => {
       clearInterval(heartbeat);
+      health.stop();
       hub.close();
       const closing = app.close();
       for (const ws of wss.clients) ws.close(CLOSE_GOING_AWAY.code, CLOSE_GOING_AWAY.reason);
