@@ -74,3 +74,25 @@ test('a turn nobody owns (its wake-up lost) is found by the sweep and answered w
     await orphans.stop();
   }
 });
+
+test('a worker that lives only moments still trims the acknowledged queue (crash loops do not grow it)', async () => {
+  const short = await startSystem({ workers: 0 });
+  try {
+    const redis = createClient({ url: TEST_REDIS_URL });
+    await redis.connect();
+    const { queue, group } = globalKeys(short.prefix);
+    await redis.xGroupCreate(queue, group, '0', { MKSTREAM: true });
+    for (let index = 0; index < 500; index += 1) await redis.xAdd(queue, '*', { t: 'not-a-session' });
+    // Another, earlier worker read and acknowledged all of them, then died.
+    const read = await redis.xReadGroup(group, 'earlier-worker', { key: queue, id: '>' }, { COUNT: 1000 });
+    const readIds = (read ?? []).flatMap((stream) => stream.messages.map((message: { id: string }) => message.id));
+    await redis.xAck(queue, group, readIds);
+
+    await short.addWorker();
+    const left = await redis.xLen(queue);
+    redis.destroy();
+    assert.ok(left < 200, `the queue was trimmed by a worker that lived moments (${left} entries left of 500)`);
+  } finally {
+    await short.stop();
+  }
+});
