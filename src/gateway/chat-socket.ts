@@ -206,7 +206,8 @@ export class ChatConnection implements LiveListener {
       if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
     } else if (event.type === 'error') {
       this.plainAnswers.delete(event.seq);
-      this.sendJson({ type: 'error', code: event.code, message: event.message, seq: event.seq });
+      // `msg` too: the original's client renders the `msg` of whatever frame arrives.
+      this.sendJson({ type: 'error', code: event.code, message: event.message, msg: event.message, seq: event.seq });
     } else {
       const seen = this.plainAnswers.get(event.seq);
       this.plainAnswers.delete(event.seq);
@@ -217,12 +218,14 @@ export class ChatConnection implements LiveListener {
 
   private reject(code: ErrorCode, message: string, clientId?: string): void {
     this.deps.metrics.rejected.inc({ code });
-    this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
+    if (this.mode === 'plain') this.sendJson({ type: 'error', code, message, msg: message });
+    else this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
   }
 
   private fail(error: unknown): void {
     this.deps.logger.error({ err: error, session: tokenTag(this.token) }, 'chat connection failed');
-    this.send({ type: 'error', code: ErrorCodes.internal, message: 'Something went wrong on the server; reconnect to continue.' });
+    const message = 'Something went wrong on the server; reconnect to continue.';
+    this.sendJson({ type: 'error', code: ErrorCodes.internal, message, ...(this.mode === 'plain' ? { msg: message } : {}) });
     this.ws.close(1011, 'Internal error, reconnect');
   }
 

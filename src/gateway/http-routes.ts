@@ -1,8 +1,8 @@
 /**
- * The HTTP API kept from the original (POST /token, GET|POST /refresh_token) plus health and
- * metrics. Error bodies keep the original's `{"detail": ...}` shape.
+ * The HTTP API kept from the original (POST /token, GET|POST /refresh_token), Parley's own
+ * versioned session API (GET /api/v1/session), health and metrics. Error bodies keep the original's `{"detail": ...}` shape.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { withDeadline } from '../shared/deadline.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -32,6 +32,16 @@ function field(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
+/** The token of `Authorization: Bearer <token>`, if the request carries one. */
+function bearerToken(request: FastifyRequest): string | undefined {
+  const match = /^Bearer +(\S+)$/i.exec(request.headers.authorization ?? '');
+  return match?.[1];
+}
+
+function withSpeakerPrefix<T extends { msg: string; source: 'human' | 'bot' }>(message: T): T {
+  return { ...message, msg: `${message.source === 'human' ? 'Human' : 'Bot'}: ${message.msg}` };
+}
+
 /** A lone UTF-16 surrogate: not Unicode text, and it would come back from Redis as U+FFFD. */
 export const LONE_SURROGATE = /\p{Surrogate}/u;
 
@@ -49,13 +59,23 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
     return original;
   });
 
-  const refresh = async (request: FastifyRequest, reply: { code(status: number): { send(body: unknown): unknown } }) => {
-    const view = await withDeadline(deps.store.read(field(request, 'token') ?? ''), deps.deadlineMs);
+  const readSession = (token: string) => withDeadline(deps.store.read(token), deps.deadlineMs);
+
+  // The original's shape: its client tells a message's side by `msg` starting with "Human".
+  const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
+    const view = await readSession(field(request, 'token') ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
-    return view;
+    return { ...view, messages: view.messages.map(withSpeakerPrefix) };
   };
   app.get('/refresh_token', refresh);
   app.post('/refresh_token', refresh);
+
+  // Parley's own API: clean message text; the token preferably in `Authorization: Bearer`.
+  app.get('/api/v1/session', async (request, reply) => {
+    const view = await readSession(bearerToken(request) ?? field(request, 'token') ?? '');
+    if (view === null) return reply.code(400).send(SESSION_EXPIRED);
+    return view;
+  });
 
   app.get('/healthz', async (_request, reply) => {
     if (await deps.health.check()) return { status: 'ok' };

@@ -111,13 +111,16 @@ describe('session API', () => {
     await assert.rejects(createSessionApi(async () => Promise.reject(new TypeError('offline'))).refresh('t'), TransientError);
   });
 
-  it('refresh: encodes the token in the query', async () => {
+  it('refresh: asks the versioned session API with the token in Authorization, not in the URL', async () => {
     let url = '';
-    await createSessionApi(async (input) => {
+    let authorization: string | null = null;
+    await createSessionApi(async (input, init) => {
       url = input;
+      authorization = new Headers(init?.headers).get('authorization');
       return new Response(JSON.stringify(session()), { status: 200 });
-    }).refresh('a b&c');
-    assert.equal(url, '/refresh_token?token=a%20b%26c');
+    }).refresh('tok-123');
+    assert.equal(url, '/api/v1/session');
+    assert.equal(authorization, 'Bearer tok-123');
   });
 });
 
