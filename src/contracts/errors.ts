@@ -45,16 +45,6 @@ export class ConfigError extends ParleyError {
   }
 }
 
-/** Input from a client broke a rule; safe to show to that client. */
-export class ValidationError extends ParleyError {}
-
-/** The token is unknown, malformed or its session has expired. */
-export class SessionExpiredError extends ParleyError {
-  constructor() {
-    super(ErrorCodes.sessionExpired, 'Session expired or does not exist');
-  }
-}
-
 /**
  * The language model could not answer. `retryable` tells the worker whether another attempt
  * (before the first token) may succeed; `retryAfterMs` carries the server's Retry-After.
@@ -68,12 +58,5 @@ export class ModelError extends ParleyError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
-  }
-}
-
-/** This worker no longer holds the session lease: another worker owns the session now. */
-export class LeaseLostError extends ParleyError {
-  constructor(token: string) {
-    super(ErrorCodes.internal, `Lease on session ${token.slice(0, 8)}… lost`);
   }
 }

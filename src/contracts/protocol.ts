@@ -97,14 +97,6 @@ export type ServerFrame =
 /** `degraded`: the gateway cannot reach Redis right now; messages and answers wait until it can. */
 export type ServiceState = 'ok' | 'degraded';
 
-/** The frame a plain-mode client receives for each finished answer (the original's shape). */
-export interface PlainAnswerFrame {
-  id: string;
-  msg: string;
-  timestamp: string;
-  source: 'bot';
-}
-
 export interface SessionView {
   token: string;
   name: string;

@@ -9,11 +9,11 @@ import type { Config } from '../config/config.js';
 import { ModelError } from '../contracts/errors.js';
 import { globalKeys } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
+import { UnavailableProvider } from '../providers/unavailable.js';
 import { AnswerStore } from '../store/answer-store.js';
 import { enqueue, forgetNote, QueueConsumer, unansweredBefore, type QueueEntry, type UnansweredNote } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
-import { FailingProvider } from './failing-provider.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
 
 export interface WorkerHandle {
@@ -269,6 +269,6 @@ async function prepareProvider(provider: ModelProvider, logger: Logger): Promise
   } catch (error) {
     const failure = error instanceof ModelError ? error : new ModelError('model_unavailable', `The language model could not start: ${String(error)}`);
     logger.error({ model: provider.name, code: failure.code }, failure.message);
-    return new FailingProvider(provider.name, failure);
+    return new UnavailableProvider(provider.name, failure);
   }
 }
