@@ -35,6 +35,8 @@ async function createLocalProvider(config: ModelConfig, logger: Logger): Promise
   }
 }
 
+/** The binding is not installed, or (a build made without it) the local provider was left out. */
 function isMissingBinding(error: unknown): boolean {
-  return error instanceof Error && 'code' in error && error.code === 'ERR_MODULE_NOT_FOUND' && error.message.includes('node-llama-cpp');
+  if (!(error instanceof Error && 'code' in error && error.code === 'ERR_MODULE_NOT_FOUND')) return false;
+  return error.message.includes('node-llama-cpp') || error.message.includes('local-provider');
 }
