@@ -24,9 +24,18 @@ export async function createProvider(config: ModelConfig, logger: Logger): Promi
   }
 }
 
+/**
+ * The local provider's module, named by a variable so that the compiler does not follow it: a
+ * build without the binding leaves it out (tsconfig.lean.json). Its shape is checked here.
+ */
+const LOCAL_PROVIDER_MODULE = './local/local-provider.js';
+interface LocalProviderModule {
+  LocalLlamaProvider: new (config: ModelConfig, logger: Logger, options: { gpu: false | 'auto'; hfEndpoint: string }) => ModelProvider;
+}
+
 async function createLocalProvider(config: ModelConfig, logger: Logger): Promise<ModelProvider> {
   try {
-    const { LocalLlamaProvider } = await import('./local/local-provider.js');
+    const { LocalLlamaProvider } = (await import(LOCAL_PROVIDER_MODULE)) as LocalProviderModule;
     return new LocalLlamaProvider(config, logger, { gpu: config.gpu === 'cpu' ? false : 'auto', hfEndpoint: config.hfEndpoint });
   } catch (error) {
     if (!isMissingBinding(error)) throw error;
