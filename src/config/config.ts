@@ -55,6 +55,8 @@ const envSchema = z.object({
   WORKER_METRICS_PORT: int(0, 65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters (a random secret)').optional()),
+  // How long an HTTP request waits for Redis before it is answered 503 (Redis commands have no timeout of their own).
+  REQUEST_DEADLINE_MS: int(100, 120_000).default(3000),
   // Redis (the original's variable names are kept)
   REDIS_URL: optionalString,
   REDIS_HOST: optionalString,
@@ -159,6 +161,7 @@ export interface Config {
   readonly metricsHost: string;
   /** When set, the gateway also serves /metrics on its public port to `Authorization: Bearer <it>`. */
   readonly metricsToken: string | undefined;
+  readonly requestDeadlineMs: number;
   readonly redis: RedisConfig;
   readonly keyPrefix: string;
   readonly eventsMaxLen: number;
@@ -281,6 +284,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     workerMetricsPort: env.WORKER_METRICS_PORT,
     metricsHost: env.METRICS_HOST,
     metricsToken: env.METRICS_TOKEN,
+    requestDeadlineMs: env.REQUEST_DEADLINE_MS,
     redis: redisConfig(env),
     keyPrefix: env.KEY_PREFIX,
     eventsMaxLen: env.EVENTS_MAX_LEN,

@@ -20,6 +20,7 @@ export const ErrorCodes = {
   modelFailed: 'model_failed',
   modelContextOverflow: 'model_context_overflow',
   shuttingDown: 'shutting_down',
+  unavailable: 'unavailable',
   internal: 'internal_error',
 } as const;
 
@@ -48,6 +49,7 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   model_failed: 'The language model could not answer this message. Try again or rephrase it.',
   model_context_overflow: 'The conversation is too long for the language model. Start a new chat.',
   shutting_down: 'The server is restarting. Try again in a moment.',
+  unavailable: 'The service is temporarily unavailable. Try again in a moment.',
   internal_error: 'Something went wrong on the server. Try again in a moment.',
 };
 
@@ -75,16 +77,6 @@ export class ConfigError extends ParleyError {
   }
 }
 
-/** Input from a client broke a rule; safe to show to that client. */
-export class ValidationError extends ParleyError {}
-
-/** The token is unknown, malformed or its session has expired. */
-export class SessionExpiredError extends ParleyError {
-  constructor() {
-    super(ErrorCodes.sessionExpired, 'Session expired or does not exist');
-  }
-}
-
 /**
  * The language model could not answer. `retryable` tells the worker whether another attempt
  * (before the first token) may succeed; `retryAfterMs` carries the server's Retry-After.
@@ -98,12 +90,5 @@ export class ModelError extends ParleyError {
     options?: { cause?: unknown },
   ) {
     super(code, message, options);
-  }
-}
-
-/** This worker no longer holds the session lease: another worker owns the session now. */
-export class LeaseLostError extends ParleyError {
-  constructor(token: string) {
-    super(ErrorCodes.internal, `Lease on session ${token.slice(0, 8)}… lost`);
   }
 }

@@ -45,6 +45,11 @@ export function sessionKeys(prefix: string, token: string): SessionKeys {
 export interface GlobalKeys {
   /** Stream: one entry per accepted message (a nudge naming the session). */
   readonly queue: string;
+  /**
+   * Sorted set: sessions that may have unanswered turns, scored by the time (ms) of their last
+   * accepted message. A worker's sweep finds among the older ones those nobody is answering.
+   */
+  readonly unanswered: string;
   /** Consumer group of all workers on the queue. */
   readonly group: string;
   /** Pub/sub channel: "<token> <seq>" whenever a user stops an answer. */
@@ -56,6 +61,7 @@ export interface GlobalKeys {
 export function globalKeys(prefix: string): GlobalKeys {
   return {
     queue: `${prefix}queue`,
+    unanswered: `${prefix}unanswered`,
     group: `${prefix}workers`,
     cancelChannel: `${prefix}cancel`,
     sessionPattern: `${prefix}{*}:*`,

@@ -109,16 +109,13 @@ export type ServerFrame =
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
   | { type: 'error'; code: ErrorCode; message: string; ref?: string; seq?: number; eventId?: string; clientId?: string }
+  | { type: 'resumed'; after: string }
   | { type: 'reset'; reason: string }
+  | { type: 'status'; state: ServiceState; message: string }
   | { type: 'pong' };
 
-/** The frame a plain-mode client receives for each finished answer (the original's shape). */
-export interface PlainAnswerFrame {
-  id: string;
-  msg: string;
-  timestamp: string;
-  source: 'bot';
-}
+/** `degraded`: the gateway cannot reach Redis right now; messages and answers wait until it can. */
+export type ServiceState = 'ok' | 'degraded';
 
 export interface SessionView {
   token: string;

@@ -14,15 +14,18 @@ import {
   type ClientFrame,
   type LiveEvent,
   type ServerFrame,
+  type ServiceState,
   type StoredEvent,
 } from '../contracts/protocol.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
-import { compareEventIds, type SessionStore } from '../store/session-store.js';
+import { compareEventIds } from '../contracts/event-ids.js';
+import type { SessionStore } from '../store/session-store.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
+import type { RedisHealth } from './redis-health.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface ChatDependencies {
@@ -30,10 +33,12 @@ export interface ChatDependencies {
   readonly redis: RedisClient;
   readonly hub: LiveHub;
   readonly queueKey: string;
+  readonly unansweredKey: string;
   readonly cancelChannel: string;
   readonly messageMaxChars: number;
   /** True on a single Redis node, where commands on one connection run in the order sent. */
   readonly pipelineWakeUp: boolean;
+  readonly health: RedisHealth;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
 }
@@ -83,6 +88,7 @@ export class ChatConnection implements LiveListener {
     ws.on('close', () => void this.onClose());
     ws.on('error', (error) => deps.logger.debug({ err: error, session: tokenTag(token) }, 'socket error'));
     deps.metrics.sockets.inc({ mode: this.mode });
+    if (deps.health.state !== 'ok') this.onServiceState(deps.health.state);
     this.inbound = this.setUp().catch((error: unknown) => this.fail(error));
   }
 
@@ -92,6 +98,13 @@ export class ChatConnection implements LiveListener {
 
   onResync(): void {
     this.cursor?.catchUp();
+  }
+
+  /** Plain mode has no frame for it: every plain frame is drawn as a chat message. */
+  onServiceState(state: ServiceState): void {
+    if (this.mode !== 'streaming') return;
+    const message = state === 'ok' ? 'The service is available again.' : 'The service cannot reach its storage right now; messages and answers wait until it can.';
+    this.send({ type: 'status', state, message });
   }
 
   onExpired(): void {
@@ -153,21 +166,34 @@ export class ChatConnection implements LiveListener {
       case 'stop':
         await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
         return;
-      case 'resume': {
-        // An id newer than the session's newest event was never sent by this session (another
-        // session's id, a made-up one): resuming after it would silently skip every future event.
-        const state = await this.deps.store.touch(this.token);
-        if (state === null) return this.onExpired();
-        if (compareEventIds(frame.after, state.lastEventId) > 0) {
-          throw new FrameError(ErrorCodes.invalidEventId, 'This session has no event with that id: resume after an id it sent you, or "0".');
-        }
-        this.cursor?.resume(frame.after);
+      case 'resume':
+        // Awaited, so a later frame's reply cannot overtake this one's.
+        await this.cursor?.resume(frame.after, () => this.confirmResume(frame.after));
         return;
-      }
       case 'ping':
         this.send({ type: 'pong' });
         return;
     }
+  }
+
+  /**
+   * Runs in the cursor's turn, so no event is sent between this check and the replay: the client
+   * takes the `resumed` frame as the point after which it gets exactly the events after its id.
+   */
+  private async confirmResume(after: string): Promise<boolean> {
+    const state = await this.deps.store.touch(this.token);
+    if (state === null) {
+      this.onExpired();
+      return false;
+    }
+    // An id newer than the session's newest event was never sent by this session (another
+    // session's id, a made-up one): resuming after it would silently skip every future event.
+    if (compareEventIds(after, state.lastEventId) > 0) {
+      this.reject(ErrorCodes.invalidEventId, 'This session has no event with that id: resume after an id it sent you, or "0".');
+      return false;
+    }
+    this.send({ type: 'resumed', after });
+    return true;
   }
 
   private async sendMessage(text: string, clientId?: string): Promise<void> {
@@ -178,8 +204,8 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
-    const { store, queueKey, pipelineWakeUp } = this.deps;
-    const result = await store.accept(this.token, text, clientId, { queueKey, pipelined: pipelineWakeUp });
+    const { store, queueKey, unansweredKey, pipelineWakeUp } = this.deps;
+    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, pipelined: pipelineWakeUp });
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
@@ -202,7 +228,9 @@ export class ChatConnection implements LiveListener {
       if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
     } else if (event.type === 'error') {
       this.plainAnswers.delete(event.seq);
-      this.sendJson({ type: 'error', code: event.code, message: event.message, seq: event.seq, ...(event.ref === undefined ? {} : { ref: event.ref }) });
+      // `msg` too: the original's client renders the `msg` of whatever frame arrives.
+      const ref = event.ref === undefined ? {} : { ref: event.ref };
+      this.sendJson({ type: 'error', code: event.code, message: event.message, msg: event.message, seq: event.seq, ...ref });
     } else {
       const seen = this.plainAnswers.get(event.seq);
       this.plainAnswers.delete(event.seq);
@@ -213,12 +241,14 @@ export class ChatConnection implements LiveListener {
 
   private reject(code: ErrorCode, message: string, clientId?: string): void {
     this.deps.metrics.rejected.inc({ code });
-    this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
+    if (this.mode === 'plain') this.sendJson({ type: 'error', code, message, msg: message });
+    else this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
   }
 
   private fail(error: unknown): void {
     this.deps.logger.error({ err: error, session: tokenTag(this.token) }, 'chat connection failed');
-    this.send({ type: 'error', code: ErrorCodes.internal, message: 'Something went wrong on the server; reconnect to continue.' });
+    const message = 'Something went wrong on the server; reconnect to continue.';
+    this.sendJson({ type: 'error', code: ErrorCodes.internal, message, ...(this.mode === 'plain' ? { msg: message } : {}) });
     this.ws.close(1011, 'Internal error, reconnect');
   }
 

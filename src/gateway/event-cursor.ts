@@ -5,7 +5,7 @@
  * session's event stream first. All work runs one step at a time, so nothing overtakes.
  */
 import type { LiveEvent, StoredEvent } from '../contracts/protocol.js';
-import { compareEventIds } from '../store/session-store.js';
+import { compareEventIds } from '../contracts/event-ids.js';
 
 export type FetchAfter = (afterId: string) => Promise<{ events: StoredEvent[]; complete: boolean }>;
 
@@ -41,9 +41,15 @@ export class EventCursor {
     });
   }
 
-  /** Re-positions the cursor after the client's last seen event and sends what follows. */
-  resume(afterId: string): void {
-    this.enqueue(async () => {
+  /**
+   * Re-positions the cursor after the client's last seen event and sends what follows. `confirm`
+   * runs in turn with deliveries (live events that arrive meanwhile wait behind it): it checks the
+   * resume point and tells the client where the replay starts, or refuses it (returns false).
+   * Settles once the replay has been sent.
+   */
+  resume(afterId: string, confirm: () => Promise<boolean>): Promise<void> {
+    return this.enqueue(async () => {
+      if (!(await confirm())) return;
       this.parked = false;
       // "0-0" (or "00-0") is the same position as "0": the start of the retained events.
       this.lastId = compareEventIds(afterId, '0') === 0 ? '0' : afterId;
@@ -56,13 +62,9 @@ export class EventCursor {
     this.enqueue(() => this.readGap());
   }
 
-  /** Resolves once everything queued so far has run (used by tests and shutdown). */
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
-  private enqueue(step: () => Promise<void>): void {
+  private enqueue(step: () => Promise<void>): Promise<void> {
     this.chain = this.chain.then(step).catch((error: unknown) => this.sink.failed(error));
+    return this.chain;
   }
 
   private async readGap(): Promise<void> {

@@ -1,19 +1,24 @@
 /**
- * The HTTP API kept from the original (POST /token, GET|POST /refresh_token) plus health,
- * readiness and (only with METRICS_TOKEN) metrics. Error bodies keep the original's `{"detail": ...}` shape.
+ * The HTTP API kept from the original (POST /token, GET|POST /refresh_token), Parley's own
+ * versioned session API (GET /api/v1/session), health, readiness and (only with METRICS_TOKEN)
+ * metrics. Error bodies keep the original's `{"detail": ...}` shape.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { withDeadline } from '../shared/deadline.js';
 import { readinessBody } from '../shared/metrics-server.js';
 import type { SessionStore } from '../store/session-store.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { RedisHealth } from './redis-health.js';
 
 export interface RouteDependencies {
   readonly store: SessionStore;
   readonly metrics: GatewayMetrics;
   readonly nameMaxChars: number;
-  readonly ping: () => Promise<void>;
+  readonly health: RedisHealth;
+  /** Longest a request waits for Redis before it is answered 503. */
+  readonly deadlineMs: number;
   /** Reasons the gateway is not ready (empty when it is); see readinessBody. */
   readonly readiness: () => Promise<string[]>;
   /** METRICS_TOKEN: /metrics on this port for `Authorization: Bearer <it>`; undefined: no /metrics here. */
@@ -34,12 +39,9 @@ function field(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
-/** A lone UTF-16 surrogate: not Unicode text, and it would come back from Redis as U+FFFD. */
-export const LONE_SURROGATE = /\p{Surrogate}/u;
-
-/** The token of `Authorization: Bearer <token>`, so clients can keep it out of URLs (and logs). */
-function bearer(request: FastifyRequest): string | undefined {
-  const match = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '');
+/** The token of `Authorization: Bearer <token>`, if the request carries one. */
+function bearerToken(request: FastifyRequest): string | undefined {
+  const match = /^Bearer +(\S+)$/i.exec(request.headers.authorization ?? '');
   return match?.[1];
 }
 
@@ -55,6 +57,13 @@ const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: u
   return payload;
 };
 
+function withSpeakerPrefix<T extends { msg: string; source: 'human' | 'bot' }>(message: T): T {
+  return { ...message, msg: `${message.source === 'human' ? 'Human' : 'Bot'}: ${message.msg}` };
+}
+
+/** A lone UTF-16 surrogate: not Unicode text, and it would come back from Redis as U+FFFD. */
+export const LONE_SURROGATE = /\p{Surrogate}/u;
+
 function validName(name: string | undefined, maxChars: number): name is string {
   return name !== undefined && name.trim() !== '' && [...name].length <= maxChars && !LONE_SURROGATE.test(name);
 }
@@ -63,27 +72,33 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   app.post('/token', { onSend: noStore }, async (request, reply) => {
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
-    const session = await deps.store.create(name);
+    const session = await withDeadline(deps.store.create(name), deps.deadlineMs);
     deps.metrics.sessions.inc();
     const { last_event_id: _unused, ...original } = session;
     return original;
   });
 
-  const refresh = async (request: FastifyRequest, reply: { code(status: number): { send(body: unknown): unknown } }) => {
-    const view = await deps.store.read(field(request, 'token') ?? bearer(request) ?? '');
+  const readSession = (token: string) => withDeadline(deps.store.read(token), deps.deadlineMs);
+
+  // The original's shape: its client tells a message's side by `msg` starting with "Human".
+  const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
+    const view = await readSession(field(request, 'token') ?? bearerToken(request) ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
-    return view;
+    return { ...view, messages: view.messages.map(withSpeakerPrefix) };
   };
   app.get('/refresh_token', { onSend: noStore }, refresh);
   app.post('/refresh_token', { onSend: noStore }, refresh);
 
+  // Parley's own API: clean message text; the token preferably in `Authorization: Bearer`.
+  app.get('/api/v1/session', { onSend: noStore }, async (request, reply) => {
+    const view = await readSession(bearerToken(request) ?? field(request, 'token') ?? '');
+    if (view === null) return reply.code(400).send(SESSION_EXPIRED);
+    return view;
+  });
+
   app.get('/healthz', async (_request, reply) => {
-    try {
-      await deps.ping();
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', detail: 'Redis does not answer' });
-    }
+    if (await deps.health.check()) return { status: 'ok' };
+    return reply.code(503).send({ status: 'unavailable', detail: 'Redis does not answer' });
   });
 
   app.get('/readyz', { onSend: noStore }, async (_request, reply) => {
@@ -94,7 +109,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   const { metricsToken } = deps;
   if (metricsToken === undefined) return; // metrics live on the private METRICS_PORT listener
   app.get('/metrics', { onSend: noStore }, async (request, reply) => {
-    if (!sameSecret(bearer(request), metricsToken)) {
+    if (!sameSecret(bearerToken(request), metricsToken)) {
       return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ detail: 'Not authenticated' });
     }
     reply.type(deps.metrics.registry.contentType);

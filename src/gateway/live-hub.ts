@@ -3,7 +3,7 @@
  * channel while at least one of its sockets is here, and fans each event out to them. Also
  * notices sessions that expired while their sockets sat idle.
  */
-import { liveEventSchema, type LiveEvent } from '../contracts/protocol.js';
+import { liveEventSchema, type LiveEvent, type ServiceState } from '../contracts/protocol.js';
 import { sessionKeys } from '../contracts/keys.js';
 import type { RedisClient } from '../store/redis.js';
 import type { Logger } from '../shared/logger.js';
@@ -13,6 +13,8 @@ export interface LiveListener {
   onExpired(): void;
   /** Pub/sub messages may have been missed (the subscriber reconnected): re-read from the stream. */
   onResync(): void;
+  /** Whether this gateway can reach Redis changed. */
+  onServiceState(state: ServiceState): void;
 }
 
 interface SessionChannel {
@@ -46,8 +48,9 @@ export class LiveHub {
     });
   }
 
-  get sessionCount(): number {
-    return this.sessions.size;
+  /** Tells every socket on this gateway that the service state changed. */
+  announce(state: ServiceState): void {
+    for (const { listeners } of this.sessions.values()) for (const listener of listeners) listener.onServiceState(state);
   }
 
   /** Resolves once the session's channel is subscribed (also for a second socket of the session). */

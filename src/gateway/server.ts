@@ -14,11 +14,13 @@ import { globalKeys } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
+import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { LiveHub } from './live-hub.js';
 import { GatewayMetrics } from './metrics.js';
+import { RedisHealth } from './redis-health.js';
 import { chooseProtocol, routeUpgrades } from './upgrade.js';
 
 export interface GatewayHandle {
@@ -57,6 +59,9 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
   // client sends (curl -d '', HTML forms, jQuery's $.post all send form-urlencoded).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof ServiceUnavailableError) {
+      return reply.code(503).header('Retry-After', String(error.retryAfterSeconds)).send({ detail: error.message });
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     // Redacted: an error may quote the request URL, token included.
     if (status === 500) request.log.error({ err: safeError(error) }, 'request failed');
@@ -153,12 +158,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
+  const health = new RedisHealth(() => redis.ping(), (state) => hub.announce(state), logger);
+  health.start();
   const readiness = () => redisProblems(() => redis.ping());
   registerRoutes(app, {
     store,
     metrics,
     nameMaxChars: config.nameMaxChars,
-    ping: async () => void (await redis.ping()),
+    health,
+    deadlineMs: config.requestDeadlineMs,
     readiness,
     metricsToken: config.metricsToken,
   });
@@ -174,9 +182,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     redis,
     hub,
     queueKey: keys.queue,
+    unansweredKey: keys.unanswered,
     cancelChannel: keys.cancelChannel,
     messageMaxChars: config.messageMaxChars,
     pipelineWakeUp: !config.redis.cluster,
+    health,
     logger,
     metrics,
   }, { allowedOrigins: config.corsOrigins, trustProxy: config.trustProxy });
@@ -198,6 +208,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     stop: async () => {
       await metricsServer?.close();
       clearInterval(heartbeat);
+      health.stop();
       hub.close();
       const closing = app.close();
       for (const ws of wss.clients) ws.close(CLOSE_GOING_AWAY.code, CLOSE_GOING_AWAY.reason);

@@ -9,7 +9,16 @@ import { userErrorText, type ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
 import type { RedisClient } from './redis.js';
-import { appendDelta, finishTurn, renewLease, runSessionScript, startTurn, type LuaScript, type SessionScriptOptions } from './scripts.js';
+import {
+  appendDelta,
+  finishTurn,
+  inspectSession,
+  renewLease,
+  runSessionScript,
+  startTurn,
+  type LuaScript,
+  type SessionScriptOptions,
+} from './scripts.js';
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
@@ -26,11 +35,15 @@ export type TurnOutcome =
   /** A failed turn: the user sees the fixed text of `code`; `ref` names the log line with the detail. */
   | { kind: 'error'; code: ErrorCode; ref: string };
 
+/** Where a session stands for the sweep: gone, fully answered, being answered, or abandoned. */
+export type SessionStanding = 'expired' | 'answered' | 'owned' | 'abandoned';
+
 export type FinishStatus = 'ok' | 'stale' | 'lost' | 'expired';
 
 const bareStatus = z.tuple([z.enum(['idle', 'lost', 'expired', 'stale'])]);
 const startReply = z.tuple([z.literal('ok'), z.number(), z.number(), z.number(), z.array(z.string())]);
 const appendReply = z.tuple([z.literal('ok'), z.string(), z.number()]);
+const inspectReply = z.tuple([z.literal('ok'), z.number(), z.number(), z.number()]);
 const finishReply = z.tuple([z.enum(['ok', 'stale', 'lost', 'expired'])]).rest(z.unknown());
 
 /** Parsed history records kept per worker (oldest dropped first): about 250 sessions of 20 turns. */
@@ -63,6 +76,15 @@ export class AnswerStore {
    */
   async releaseLease(token: string, owner: string): Promise<void> {
     await this.run(renewLease, token, [owner, '1']);
+  }
+
+  /** Reads (without renewing) whether the session has unanswered turns and whether anyone owns it. */
+  async inspect(token: string): Promise<SessionStanding> {
+    const parsed = inspectReply.safeParse(await this.run(inspectSession, token, []));
+    if (!parsed.success) return 'expired';
+    const [, seq, answered, leaseHeld] = parsed.data;
+    if (answered >= seq) return 'answered';
+    return leaseHeld === 1 ? 'owned' : 'abandoned';
   }
 
   async startTurn(token: string, owner: string): Promise<StartTurnResult> {

@@ -4,8 +4,10 @@
  * worker that drains a session answers every unanswered turn, in order, whatever entry woke it.
  */
 import { z } from 'zod';
+import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
+import { forgetUnanswered, runScript } from './scripts.js';
 
 export interface QueueEntry {
   readonly id: string;
@@ -32,6 +34,28 @@ function toEntries(messages: ReadonlyArray<{ id: string; message: Record<string,
 /** Gateway side: wakes a worker for the session. */
 export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<void> {
   await redis.xAdd(queueKey, '*', { t: token });
+}
+
+/** Notes that the session may have an unanswered turn (see GlobalKeys.unanswered). */
+export async function markUnanswered(redis: RedisClient, unansweredKey: string, token: string): Promise<void> {
+  await redis.zAdd(unansweredKey, { score: Date.now(), value: token });
+}
+
+export interface UnansweredNote {
+  readonly token: string;
+  /** When its last message was accepted (ms). */
+  readonly notedAt: number;
+}
+
+/** Sessions noted as unanswered before `olderThan` (ms), oldest first. */
+export async function unansweredBefore(redis: RedisClient, unansweredKey: string, olderThan: number, count: number): Promise<UnansweredNote[]> {
+  const reply = await redis.zRangeByScoreWithScores(unansweredKey, '-inf', olderThan, { LIMIT: { offset: 0, count } });
+  return reply.map(({ value, score }) => ({ token: String(value), notedAt: score }));
+}
+
+/** Forgets the note unless the session was noted again since it was read. */
+export async function forgetNote(redis: RedisClient, unansweredKey: string, note: UnansweredNote): Promise<void> {
+  await runScript(redis, forgetUnanswered, [unansweredKey], [note.token, String(note.notedAt)]);
 }
 
 /** Worker side of the queue. `reader` must be a connection of its own: XREADGROUP blocks. */
@@ -75,6 +99,20 @@ export class QueueConsumer {
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.redis.xAck(this.queueKey, this.group, [...ids]);
+  }
+
+  /**
+   * The time (ms) up to which the queue has handed its entries out: a wake-up sent after it has
+   * not been read yet, so its session is waiting in line, not abandoned. When nothing is waiting,
+   * every wake-up has been handed out: Infinity.
+   */
+  async deliveredUpTo(): Promise<number> {
+    const [groups, newest] = await Promise.all([this.redis.xInfoGroups(this.queueKey), this.redis.xRevRange(this.queueKey, '+', '-', { COUNT: 1 })]);
+    const group = groups.find((candidate) => String(candidate.name) === this.group);
+    const delivered = String(group?.['last-delivered-id'] ?? '0-0');
+    const newestId = newest?.[0]?.id;
+    if (newestId === undefined || compareEventIds(delivered, newestId) >= 0) return Number.POSITIVE_INFINITY;
+    return Number(delivered.split('-')[0]);
   }
 
   /** Drops entries every consumer has acknowledged, so the queue stays as long as the backlog. */

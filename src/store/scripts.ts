@@ -54,9 +54,13 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-function script(name: string, body: string): LuaScript {
-  const source = `${PRELUDE}\n${body}`;
+function luaScript(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/** A session script: the shared prelude (keys, helpers) and its body. */
+function script(name: string, body: string): LuaScript {
+  return luaScript(name, `${PRELUDE}\n${body}`);
 }
 
 /**
@@ -94,6 +98,18 @@ export const touchSession = script(
 if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
 touch()
 return {'ok', redis.call('HGET', K_SESSION, 'last') or '0', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE)}
+`,
+);
+
+/**
+ * Where a session stands, without renewing it (the workers' sweep must not keep sessions alive).
+ * Returns {"ok", seq, answered, lease holder exists 0|1} | {"expired"}.
+ */
+export const inspectSession = script(
+  'inspectSession',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
+return {'ok', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE)}
 `,
 );
 
@@ -210,6 +226,19 @@ export const renewLease = script(
 if redis.call('GET', K_LEASE) ~= ARGV[4] then return 0 end
 redis.call('PEXPIRE', K_LEASE, ARGV[5])
 return 1
+`,
+);
+
+/**
+ * Forgets a session in the unanswered set unless it was noted again meanwhile (its score changed).
+ * KEYS[1] the unanswered sorted set   ARGV[1] token   ARGV[2] the score the sweep read
+ * Returns 1 when removed, else 0.
+ */
+export const forgetUnanswered = luaScript(
+  'forgetUnanswered',
+  `
+if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
 `,
 );
 

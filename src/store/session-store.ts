@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { userErrorText } from '../contracts/errors.js';
+import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
 import {
   answerEventSchema,
@@ -15,7 +16,7 @@ import {
   type StoredEvent,
 } from '../contracts/protocol.js';
 import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type LuaScript } from './scripts.js';
-import { enqueue } from './queue.js';
+import { enqueue, markUnanswered } from './queue.js';
 import type { RedisClient } from './redis.js';
 
 export interface SessionStoreOptions {
@@ -23,6 +24,14 @@ export interface SessionStoreOptions {
   readonly sessionTtlSeconds: number;
   readonly eventsMaxLen: number;
   readonly maxPendingPerSession: number;
+}
+
+/** Where and how to wake a worker for an accepted message. */
+export interface WakeUp {
+  readonly queueKey: string;
+  readonly unansweredKey: string;
+  /** One Redis node: the wake-up may travel in the same pipeline as the message. */
+  readonly pipelined: boolean;
 }
 
 export type AcceptResult =
@@ -125,7 +134,10 @@ export class SessionStore {
    * be sent again in full), a second wake-up follows. On a Cluster the queue lives on another node,
    * so the wake-up waits for the message to be stored.
    */
-  async accept(token: string, text: string, clientId: string | undefined, wake: { queueKey: string; pipelined: boolean }): Promise<AcceptResult> {
+  async accept(token: string, text: string, clientId: string | undefined, wake: WakeUp): Promise<AcceptResult> {
+    // Noted before the message is stored, so a message can never be stored without it: if the
+    // wake-up is lost (a process or a failover dies in between), the workers' sweep finds the turn.
+    const noting = markUnanswered(this.redis, wake.unansweredKey, token);
     const storing = runSessionScript(this.redis, this.options, acceptMessage, token, [
       randomUUID(),
       text,
@@ -134,7 +146,7 @@ export class SessionStore {
       String(this.options.maxPendingPerSession),
     ]);
     const waking = wake.pipelined ? enqueue(this.redis, wake.queueKey, token) : undefined;
-    const [{ reply, resent }] = await Promise.all([storing, waking]);
+    const [{ reply, resent }] = await Promise.all([storing, waking, noting]);
     const result = parseAcceptReply(reply);
     if (result.status === 'accepted' && (!wake.pipelined || resent)) await enqueue(this.redis, wake.queueKey, token);
     return result;
@@ -195,22 +207,4 @@ function parseAcceptReply(reply: unknown): AcceptResult {
   if (simple.success) return { status: simple.data[0] === 'busy' ? 'busy' : 'expired' };
   const [status, raw] = withRecord.parse(reply);
   return { status: status === 'ok' ? 'accepted' : 'duplicate', record: parseJsonWith(messageRecordSchema, raw) };
-}
-
-/** Compares two stream ids ("ms-seq") numerically; "0" sorts first. */
-export function compareEventIds(a: string, b: string): number {
-  const aDash = a.indexOf('-');
-  const bDash = b.indexOf('-');
-  return (
-    compareDecimals(aDash < 0 ? a : a.slice(0, aDash), bDash < 0 ? b : b.slice(0, bDash)) ||
-    compareDecimals(aDash < 0 ? '0' : a.slice(aDash + 1), bDash < 0 ? '0' : b.slice(bDash + 1))
-  );
-}
-
-/** Compares non-negative decimal strings of any length without parsing them (runs per event). */
-function compareDecimals(a: string, b: string): number {
-  const x = a.replace(/^0+(?=\d)/, '');
-  const y = b.replace(/^0+(?=\d)/, '');
-  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
-  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -36,8 +36,12 @@ export interface DrainMetrics {
   generated(firstTokenSeconds: number, chars: number, streamSeconds: number): void;
 }
 
-/** Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back. */
-export type DrainEnd = 'drained' | 'lost' | 'expired' | 'handed-back';
+/**
+ * Why a drain ended: nothing left; another worker owned the session from the start; it expired;
+ * we gave it back (shutdown); or our lease ran out while we held it (a stall longer than the
+ * lease), so the turn in progress was dropped uncommitted and must be handed back.
+ */
+export type DrainEnd = 'drained' | 'owned-elsewhere' | 'expired' | 'handed-back' | 'lease-lost';
 
 interface TurnResult {
   readonly outcome: TurnOutcome;
@@ -82,16 +86,19 @@ export class SessionDrain {
       if (this.handingBack) return 'handed-back';
       this.startsSent += 1;
       const start = await store.startTurn(this.token, this.owner);
-      if (start.status !== 'ok') return start.status === 'idle' ? 'drained' : start.status;
+      if (start.status === 'idle') return 'drained';
+      if (start.status === 'expired') return 'expired';
+      // The first look may find another worker's lease; a later one finds that ours ran out.
+      if (start.status !== 'ok') return this.startsSent === 1 ? 'owned-elsewhere' : 'lease-lost';
       this.currentTurn = start.turn;
       this.stopRequested = start.cancelled;
       const result = start.cancelled
         ? { outcome: { kind: 'answer', text: '', stopped: true } as const, unflushed: '' }
         : await this.answerReadable(start.turn, start.history, start.malformedRecords);
-      if (result === null) return this.leaseLost ? 'lost' : 'handed-back';
+      if (result === null) return this.leaseLost ? 'lease-lost' : 'handed-back';
       const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
       if (status === 'expired') return 'expired';
-      if (status !== 'ok') return 'lost';
+      if (status !== 'ok') return 'lease-lost';
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
       this.deps.metrics?.turn(result.outcome.kind === 'error' ? 'error' : result.outcome.stopped ? 'stopped' : 'answer');
     }

@@ -9,12 +9,12 @@ import type { Config } from '../config/config.js';
 import { ModelError } from '../contracts/errors.js';
 import { globalKeys } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
+import { UnavailableProvider } from '../providers/unavailable.js';
 import { AnswerStore } from '../store/answer-store.js';
-import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
+import { enqueue, forgetNote, QueueConsumer, unansweredBefore, type QueueEntry, type UnansweredNote } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
-import { FailingProvider } from './failing-provider.js';
 import { WorkerMetrics } from './metrics.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
 
@@ -28,6 +28,8 @@ export interface WorkerHandle {
 
 const READ_BLOCK_MS = 1000;
 const TRIM_INTERVAL_MS = 30_000;
+/** Sessions the sweep looks at per round; the rest wait for the next round. */
+const SWEEP_BATCH = 200;
 /** Newest history records read per turn: 100 turns, more than a prompt window holds in practice. */
 const HISTORY_RECORDS = 200;
 
@@ -81,6 +83,9 @@ class Worker {
     await this.subscriber.subscribe(this.keys.cancelChannel, (message) => this.onCancel(message));
     this.every(Math.max(200, Math.floor(this.config.leaseMs / 3)), () => this.keepAlive());
     this.every(this.config.claimIntervalMs, () => this.claimAbandoned());
+    this.every(this.config.claimIntervalMs, () => this.sweepAbandoned());
+    // Also at once: a worker that lives less than one interval (a crash loop) still trims.
+    await this.queue.trimAcknowledged();
     this.every(TRIM_INTERVAL_MS, () => this.queue.trimAcknowledged());
     this.readLoopDone = this.readLoop();
     this.logger.info({ consumer: this.consumerName, concurrency: this.config.workerConcurrency, model: this.provider.name }, 'worker ready');
@@ -194,7 +199,10 @@ class Worker {
   private async settle(token: string, active: ActiveDrain, end: DrainEnd): Promise<void> {
     const uncovered = active.entries.some((attached) => attached.startsBefore >= active.drain.startsSent);
     if (end === 'handed-back') await this.store.releaseLease(token, active.drain.owner);
-    if (end === 'handed-back' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.keys.queue, token);
+    if (end === 'lease-lost') {
+      this.logger.warn({ session: tokenTag(token) }, 'lost the session lease during a turn (a stall longer than LEASE_MS); handing the turn back');
+    }
+    if (end === 'handed-back' || end === 'lease-lost' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.keys.queue, token);
     await this.queue.ack(active.entries.map((attached) => attached.id));
   }
 
@@ -215,6 +223,28 @@ class Worker {
     if (entries.length > 0) this.logger.warn({ count: entries.length }, 'took over work of a worker that stopped responding');
     this.metrics.takeovers.inc(entries.length);
     for (const entry of entries) this.dispatch(entry);
+  }
+
+  /**
+   * Finds sessions with an unanswered turn that no worker owns and no wake-up will reach (a
+   * wake-up lost in a failover or a crash, a hand-back that failed) and wakes a worker for them.
+   * Only sessions noted longer ago than CLAIM_IDLE_MS, and whose wake-up the queue has already
+   * handed out, are looked at: anything younger is still in line or being claimed.
+   */
+  private async sweepAbandoned(): Promise<void> {
+    if (!this.running) return;
+    const deliveredUpTo = await this.queue.deliveredUpTo();
+    const olderThan = Math.min(Date.now() - this.config.claimIdleMs, deliveredUpTo);
+    const notes = await unansweredBefore(this.redis, this.keys.unanswered, olderThan, SWEEP_BATCH);
+    await Promise.all(notes.map((note) => this.sweepOne(note)));
+  }
+
+  private async sweepOne(note: UnansweredNote): Promise<void> {
+    const standing = await this.store.inspect(note.token);
+    if (standing === 'expired' || standing === 'answered') return forgetNote(this.redis, this.keys.unanswered, note);
+    if (standing === 'owned') return;
+    this.logger.warn({ session: tokenTag(note.token) }, 'found an unanswered turn that no worker owns; re-queued it');
+    await enqueue(this.redis, this.keys.queue, note.token);
   }
 
   private onCancel(message: string): void {
@@ -240,7 +270,7 @@ export async function startWorker(config: Config, provider: ModelProvider, logge
   const worker = new Worker(config, model, logger, redis, reader, subscriber, metrics);
   await worker.start();
   const readiness = async (): Promise<string[]> => [
-    ...(model instanceof FailingProvider ? ['the language model did not start'] : []),
+    ...(model instanceof UnavailableProvider ? ['the language model did not start'] : []),
     ...(await redisProblems(() => redis.ping())),
   ];
   const listener =
@@ -267,6 +297,6 @@ async function prepareProvider(provider: ModelProvider, logger: Logger): Promise
   } catch (error) {
     const failure = error instanceof ModelError ? error : new ModelError('model_unavailable', `The language model could not start: ${String(error)}`);
     logger.error({ model: provider.name, code: failure.code }, failure.message);
-    return new FailingProvider(provider.name, failure);
+    return new UnavailableProvider(provider.name, failure);
   }
 }

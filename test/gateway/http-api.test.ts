@@ -272,11 +272,12 @@ describe('GET|POST /refresh_token', () => {
       assert.deepEqual(
         body.messages.map((message) => [message.source, message.msg]),
         [
-          ['human', 'first question'],
-          ['bot', 'Echo #1: first question'],
-          ['human', 'second question'],
-          ['bot', 'Echo #2: second question'],
+          ['human', 'Human: first question'],
+          ['bot', 'Bot: Echo #1: first question'],
+          ['human', 'Human: second question'],
+          ['bot', 'Bot: Echo #2: second question'],
         ],
+        "the original's shape: its client tells the side by msg starting with Human",
       );
       assert.deepEqual(
         body.messages.map((message) => message.seq),
@@ -298,6 +299,29 @@ describe('GET|POST /refresh_token', () => {
     }
     assert.deepEqual(replies[1]?.body, replies[0]?.body);
     assert.deepEqual(replies[2]?.body, replies[0]?.body);
+  });
+
+  test('GET /api/v1/session: the same session with clean texts, the token in Authorization (or the query)', async () => {
+    const session = await createSession(system.baseUrl, 'Lin');
+    await chat(session.token, ['first question']);
+    const byHeader = await call(system.baseUrl, '/api/v1/session', { headers: { authorization: `Bearer ${session.token}` } });
+    const byQuery = await call(system.baseUrl, `/api/v1/session?token=${session.token}`);
+    for (const reply of [byHeader, byQuery]) {
+      assert.equal(reply.status, 200, reply.text);
+      const body = reply.body as { messages: Array<Record<string, unknown>> };
+      assert.deepEqual(
+        body.messages.map((message) => [message.source, message.msg, message.seq]),
+        [
+          ['human', 'first question', 1],
+          ['bot', 'Echo #1: first question', 1],
+        ],
+      );
+    }
+    for (const authorization of ['Bearer not-a-token', 'Basic abc', `Bearer ${randomUUID()}`, '']) {
+      const reply = await call(system.baseUrl, '/api/v1/session', { headers: { authorization } });
+      assert.equal(reply.status, 400, authorization);
+      assert.deepEqual(reply.body, { detail: 'Session expired or does not exist' });
+    }
   });
 
   test('unknown and malformed tokens → 400 {"detail":"Session expired or does not exist"}, and no key is created', async () => {

@@ -31,7 +31,7 @@ after(async () => {
 
 function recorder(): LiveListener & { events: LiveEvent[] } {
   const events: LiveEvent[] = [];
-  return { events, onLive: (event) => events.push(event), onExpired: () => undefined, onResync: () => undefined };
+  return { events, onLive: (event) => events.push(event), onExpired: () => undefined, onResync: () => undefined, onServiceState: () => undefined };
 }
 
 const event = (id: string): string => JSON.stringify({ eventId: id, prev: '0', event: { type: 'start', seq: 1, attempt: 1 } });

@@ -6,20 +6,34 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { compareEventIds } from '../../src/contracts/event-ids.js';
 import { wordChunks } from '../support/fake-openai-server.js';
 import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
 import { startSystem, type TestSystem } from '../support/system.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
 const LONG_ANSWER = Array.from({ length: 40 }, (_, index) => `word${index}`).join(' ');
 
 let system: TestSystem;
+/** Gateway 2 reaches Redis through this proxy, which adds latency: a slow Redis round trip. */
+let slowRedis: TcpProxy;
+let slowGateway: string;
 before(async () => {
   system = await startSystem({ gateways: 2, workers: 1, env: { FLUSH_INTERVAL_MS: '20' } });
   system.model.setRespond(() => ({ kind: 'stream', chunks: wordChunks(LONG_ANSWER), delayMs: 15 }));
+  slowRedis = await startTcpProxy();
+  slowGateway = await system.addGateway({ REDIS_URL: slowRedis.url });
 });
 after(async () => {
   await system.stop();
+  await slowRedis.close();
 });
+
+/** What a client counts after a resume: the frames after the gateway's `resumed` confirmation. */
+function framesAfterResumed(socket: TestSocket): Frame[] {
+  const marker = socket.frames.findIndex((frame) => frame.type === 'resumed');
+  return socket.frames.slice(marker + 1);
+}
 
 const eventIdOf = (frame: Frame | undefined) => String(frame?.eventId ?? '0');
 
@@ -46,6 +60,40 @@ test('reconnecting mid-answer to the other gateway: no gap, no duplicate', async
     .join('');
   assert.equal(text, LONG_ANSWER, 'no gap');
   second.close();
+});
+
+test('resume while the answer streams, through a slow Redis: exactly the events after the id, once, in order', async () => {
+  system.model.setRespond(() => ({ kind: 'stream', chunks: wordChunks(LONG_ANSWER), delayMs: 3 }));
+  slowRedis.setLatency(15);
+  try {
+    for (let round = 0; round < 5; round += 1) {
+      const session = await createSession(system.gatewayUrls[0] ?? '');
+      const first = await TestSocket.open(system.gatewayUrls[0] ?? '', session.token);
+      first.send({ type: 'message', text: `round ${round}` });
+      await first.waitForCount((frame) => frame.type === 'delta', 2);
+      first.ws.terminate();
+      const seenBefore = first.frames.filter((frame) => typeof frame.eventId === 'string');
+      const lastSeen = eventIdOf(seenBefore.at(-1));
+
+      // Events keep arriving live while the slow gateway checks the resume point.
+      const second = await TestSocket.open(slowGateway, session.token);
+      second.send({ type: 'resume', after: lastSeen });
+      await second.waitFor((frame) => frame.type === 'done', 15_000);
+      const seenAfter = framesAfterResumed(second).filter((frame) => typeof frame.eventId === 'string');
+      const ids = [...seenBefore, ...seenAfter].map(eventIdOf);
+      assert.deepEqual(ids, [...ids].sort(compareEventIds), `round ${round}: in order`);
+      assert.equal(new Set(ids).size, ids.length, `round ${round}: no event twice`);
+      const text = [...seenBefore, ...seenAfter]
+        .filter((frame) => frame.type === 'delta')
+        .map((frame) => String(frame.text))
+        .join('');
+      assert.equal(text, LONG_ANSWER, `round ${round}: no gap`);
+      second.close();
+    }
+  } finally {
+    slowRedis.setLatency(0);
+    system.model.setRespond(() => ({ kind: 'stream', chunks: wordChunks(LONG_ANSWER), delayMs: 15 }));
+  }
 });
 
 test('reload recipe: refresh_token, then resume after last_event_id replays the answer in progress', async () => {

@@ -63,6 +63,7 @@ test('a model failure is an error event with a clear message, never an answer; t
   const plainError = await plain.waitFor((frame) => frame.type === 'error', 5000);
   assert.equal(plainError.code, 'model_unavailable');
   assert.equal(plainError.source, undefined, 'plain clients never see an error as a bot message');
+  assert.equal(plainError.msg, plainError.message, "a plain frame always has a msg: the original's client renders it");
 
   socket.send({ type: 'message', text: 'fine now' });
   await socket.waitFor((frame) => frame.type === 'done', 10_000);

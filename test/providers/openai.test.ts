@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import type { ModelConfig } from '../../src/config/config.js';
 import { ErrorCodes, ModelError } from '../../src/contracts/errors.js';
-import { MODEL_NOT_CONFIGURED_MESSAGE, NoModelProvider } from '../../src/providers/none.js';
+import { MODEL_NOT_CONFIGURED_MESSAGE, UnavailableProvider } from '../../src/providers/unavailable.js';
 import { estimateTokens, OpenAICompatibleProvider, parseRetryAfter, type OpenAIProviderOptions } from '../../src/providers/openai.js';
 import type { ChatTurn, ModelProvider } from '../../src/providers/provider.js';
 import { echoAnswer, sseChunk, SSE_DONE, startFakeOpenAI, wordChunks, type FakeOpenAI } from '../support/fake-openai-server.js';
@@ -437,9 +437,9 @@ describe('OpenAICompatibleProvider', () => {
   });
 });
 
-describe('NoModelProvider', () => {
+describe('UnavailableProvider', () => {
   test('generate fails with model_not_configured; start resolves; tokens are estimated', async () => {
-    const provider = new NoModelProvider();
+    const provider = UnavailableProvider.notConfigured();
     await provider.start();
     const outcome = await run(provider);
     assertModelError(outcome.error, ErrorCodes.modelNotConfigured);

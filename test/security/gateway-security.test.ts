@@ -186,6 +186,9 @@ describe('finding 5: headers and token transport', () => {
     const { token } = (await created.json()) as { token: string };
     const history = await fetch(`${system.baseUrl}/refresh_token?token=${token}`);
     assert.equal(history.headers.get('cache-control'), 'no-store');
+    const own = await fetch(`${system.baseUrl}/api/v1/session`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(own.status, 200);
+    assert.equal(own.headers.get('cache-control'), 'no-store');
     const expired = await fetch(`${system.baseUrl}/refresh_token?token=nope`);
     assert.equal(expired.headers.get('cache-control'), 'no-store');
   });

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sessionKeys } from '../../src/contracts/keys.js';
 import { USER_ERROR_TEXTS } from '../../src/contracts/errors.js';
+import { globalKeys, sessionKeys } from '../../src/contracts/keys.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
 import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
-import { orderByTurn, SessionStore } from '../../src/store/session-store.js';
+import { orderByTurn, SessionStore, type WakeUp } from '../../src/store/session-store.js';
 import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
 
 let redis: RedisClient;
@@ -60,8 +60,8 @@ const answer = (text: string): TurnOutcome => ({ kind: 'answer', text, stopped: 
 
 /** A session with the given human messages accepted. */
 /** Wake-ups go to this setup's queue, sent after the message is stored (as on a Cluster). */
-function wake(s: Setup): { queueKey: string; pipelined: boolean } {
-  return { queueKey: `${s.prefix}queue`, pipelined: false };
+function wake(s: Setup): WakeUp {
+  return { queueKey: `${s.prefix}queue`, unansweredKey: `${s.prefix}unanswered`, pipelined: false };
 }
 
 async function sessionWith(s: Setup, ...texts: string[]): Promise<string> {
@@ -345,11 +345,12 @@ test('a resent message (same clientId) is accepted once; a full session is busy'
   assert.deepEqual(await s.sessions.accept(randomUUID(), 'nobody', undefined, wake(s)), { status: 'expired' });
 });
 
-/** Every session key under the prefix, with its PTTL (the queue is global: it has no TTL). */
+/** Every session key under the prefix, with its PTTL (the queue and the unanswered set are global: no TTL). */
 async function keysWithTtl(prefix: string): Promise<Map<string, number>> {
   const result = new Map<string, number>();
+  const global = globalKeys(prefix);
   for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    for (const key of keys) if (key !== `${prefix}queue`) result.set(key, await redis.pTTL(key));
+    for (const key of keys) if (key !== global.queue && key !== global.unanswered) result.set(key, await redis.pTTL(key));
   }
   return result;
 }
@@ -592,17 +593,17 @@ test('a pipelined wake-up is sent again when Redis had to be sent the accept scr
   const queueKey = `${s.prefix}queue`;
   const { token } = await s.sessions.create('Ada');
   // Cached script: message and wake-up go out together, one entry.
-  await s.sessions.accept(token, 'warm', undefined, { queueKey, pipelined: true });
+  await s.sessions.accept(token, 'warm', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
   assert.equal(await redis.xLen(queueKey), 1);
   // After a Redis restart or failover the cache is empty: EVALSHA fails, the wake-up sent behind it
   // runs first, and the script runs only when resent. A second wake-up must follow the message.
   await redis.scriptFlush();
-  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, pipelined: true });
+  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
   assert.equal(result.status, 'accepted');
   assert.equal(await redis.xLen(queueKey), 3);
   // A rejected message sends no extra wake-up beyond the pipelined one.
   await redis.scriptFlush();
   await redis.del(sessionKeys(s.prefix, token).session);
-  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, pipelined: true })).status, 'expired');
+  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true })).status, 'expired');
   assert.equal(await redis.xLen(queueKey), 4);
 });

@@ -19,8 +19,15 @@ export async function createSession(baseUrl: string, name = 'Ada'): Promise<Sess
   return (await response.json()) as SessionReply;
 }
 
-export async function refreshSession(baseUrl: string, token: string): Promise<{ status: number; body: SessionReply & { detail?: unknown } }> {
-  const response = await fetch(`${baseUrl}/refresh_token?token=${encodeURIComponent(token)}`);
+/** The session with clean message texts (Parley's own API); `original: true` for /refresh_token. */
+export async function refreshSession(
+  baseUrl: string,
+  token: string,
+  { original = false } = {},
+): Promise<{ status: number; body: SessionReply & { detail?: unknown } }> {
+  const response = original
+    ? await fetch(`${baseUrl}/refresh_token?token=${encodeURIComponent(token)}`)
+    : await fetch(`${baseUrl}/api/v1/session`, { headers: { authorization: `Bearer ${token}` } });
   return { status: response.status, body: (await response.json()) as SessionReply & { detail?: unknown } };
 }
 

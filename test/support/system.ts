@@ -37,7 +37,10 @@ export interface TestSystem {
   readonly config: Config;
   restartGateway(index?: number): Promise<void>;
   stopGateway(index: number): Promise<void>;
-  addWorker(): Promise<WorkerHandle>;
+  /** Starts another worker in this process; extraEnv overrides configuration (e.g. REDIS_URL of a proxy). */
+  addWorker(extraEnv?: Readonly<Record<string, string>>): Promise<WorkerHandle>;
+  /** Starts another gateway in this process and returns its base URL. */
+  addGateway(extraEnv?: Readonly<Record<string, string>>): Promise<string>;
   /** Starts a worker as a child process (`src/worker/main.ts`), e.g. to SIGKILL it. */
   spawnWorker(extraEnv?: Readonly<Record<string, string>>): Promise<ChildProcess>;
   stop(): Promise<void>;
@@ -71,9 +74,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   const children: ChildProcess[] = [];
 
   const startOneGateway = (port = 0) => startGateway({ ...config, port }, logger.child({ part: 'gateway' }));
-  const addWorker = async () => {
+  const configWith = (extraEnv: Readonly<Record<string, string>>) => (Object.keys(extraEnv).length === 0 ? config : loadConfig({ ...env, ...extraEnv }));
+  const addWorker = async (extraEnv: Readonly<Record<string, string>> = {}) => {
     const provider = options.provider?.() ?? new OpenAICompatibleProvider(config.model, logger, { retryBaseMs: 20, probeModels: false });
-    const worker = await startWorker(config, provider, logger.child({ part: 'worker' }));
+    const worker = await startWorker(configWith(extraEnv), provider, logger.child({ part: 'worker' }));
     workers.push(worker);
     return worker;
   };
@@ -90,6 +94,11 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     env,
     config,
     addWorker,
+    async addGateway(extraEnv = {}) {
+      const gateway = await startGateway({ ...configWith(extraEnv), port: 0 }, logger.child({ part: 'gateway' }));
+      gateways.push(gateway);
+      return gateway.url;
+    },
     async restartGateway(index = 0) {
       const old = gateways[index];
       if (old === undefined) throw new Error(`gateway ${index} is not running`);

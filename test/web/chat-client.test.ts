@@ -164,6 +164,33 @@ describe('ChatClient: reconnect', () => {
     assert.equal(env.turn(0).answer, 'abcdef');
   });
 
+  it('drops events that arrive between its resume and the server\'s `resumed`: they come again after it', async () => {
+    const env = setup();
+    const socket = await online(env);
+    socket.receive({ type: 'start', seq: 1, attempt: 1, eventId: '7-0' });
+    socket.receive({ type: 'delta', seq: 1, text: 'abc', eventId: '7-1' });
+    socket.serverClose(1006);
+    env.clock.advance(1000);
+    const second = env.sockets.last();
+    second.confirmResumes = false;
+    second.ready('7-1');
+    // Live from the ready position, before the resume took effect on the server.
+    second.receive({ type: 'delta', seq: 1, text: 'ghi', eventId: '8-1' });
+    second.receive({ type: 'resumed', after: '7-1' });
+    second.receive({ type: 'delta', seq: 1, text: 'def', eventId: '8-0' });
+    second.receive({ type: 'delta', seq: 1, text: 'ghi', eventId: '8-1' });
+    assert.equal(env.turn(0).answer, 'abcdefghi');
+  });
+
+  it('shows a degraded service from the status frame, and recovery', async () => {
+    const env = setup();
+    const socket = await online(env);
+    socket.receive({ type: 'status', state: 'degraded', message: 'Storage is not answering.' });
+    assert.equal(env.client.getSnapshot().connection, 'degraded');
+    socket.receive({ type: 'status', state: 'ok', message: 'Service restored.' });
+    assert.equal(env.client.getSnapshot().connection, 'online');
+  });
+
   it('reconnects after close 1012 (gateway restarting)', async () => {
     const env = setup();
     const socket = await online(env);

@@ -59,8 +59,13 @@ export class FakeSocket implements SocketConnection {
     private readonly handlers: SocketHandlers,
   ) {}
 
+  /** Like the gateway, confirm each resume at once with `resumed`; off to test the window before it. */
+  confirmResumes = true;
+
   send(data: string): void {
     this.sent.push(data);
+    const frame = JSON.parse(data) as ClientFrame;
+    if (frame.type === 'resume' && this.confirmResumes) this.receive({ type: 'resumed', after: frame.after });
   }
 
   close(code?: number, reason?: string): void {

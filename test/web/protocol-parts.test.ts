@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { backoffDelay } from '../../web/src/protocol/backoff.js';
 import { chatSocketProtocols, chatSocketUrl } from '../../web/src/protocol/browser.js';
 import { stateFromSession } from '../../web/src/protocol/chat-state.js';
-import { compareEventIds } from '../../web/src/protocol/event-id.js';
+import { compareEventIds } from '../../src/contracts/event-ids.js';
 import { parseServerFrame } from '../../web/src/protocol/server-frames.js';
 import { createSessionApi, TransientError, type FetchLike } from '../../web/src/protocol/session-api.js';
 import { session } from './fakes.js';
@@ -111,16 +111,16 @@ describe('session API', () => {
     await assert.rejects(createSessionApi(async () => Promise.reject(new TypeError('offline'))).refresh('t'), TransientError);
   });
 
-  it('refresh: sends the token as a Bearer header, never in the URL', async () => {
+  it('refresh: asks the versioned session API with the token in Authorization, not in the URL', async () => {
     let url = '';
     let authorization: string | null = null;
     await createSessionApi(async (input, init) => {
       url = input;
       authorization = new Headers(init?.headers).get('authorization');
       return new Response(JSON.stringify(session()), { status: 200 });
-    }).refresh('3f1c2a9e-5b7d-4c1e-9a2b-6d8e0f1a2b3c');
-    assert.equal(url, '/refresh_token');
-    assert.equal(authorization, 'Bearer 3f1c2a9e-5b7d-4c1e-9a2b-6d8e0f1a2b3c');
+    }).refresh('tok-123');
+    assert.equal(url, '/api/v1/session');
+    assert.equal(authorization, 'Bearer tok-123');
   });
 });
 

@@ -22,7 +22,8 @@ import type { SessionApi } from './session-api.js';
 import type { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/protocol.js';
 import type { ClientFrame, ErrorCode, OpenSocket, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
 
-export type ConnectionStatus = 'connecting' | 'online' | 'reconnecting';
+/** `degraded`: connected, but the server says it cannot reach its storage right now. */
+export type ConnectionStatus = 'connecting' | 'online' | 'degraded' | 'reconnecting';
 export type ClientPhase = 'loading' | 'ready' | 'expired';
 
 export interface SessionInfo {
@@ -92,6 +93,11 @@ export class ChatClient {
   private generation = 0;
   private socket: SocketConnection | undefined;
   private ready = false;
+  /**
+   * Resume frames sent on this socket and not yet confirmed with `resumed`. Events that arrive
+   * before the confirmation come from the old position and are sent again after it: dropped.
+   */
+  private resumesPending = 0;
   /** clientIds sent on the current socket and not yet accepted or rejected, in send order. */
   private inFlight: string[] = [];
   private retryTimer: unknown;
@@ -216,6 +222,7 @@ export class ChatClient {
     }
     this.socket = socket;
     this.inFlight = [];
+    this.resumesPending = 0;
     this.armDeadline();
   }
 
@@ -224,8 +231,9 @@ export class ChatClient {
     if (frame === undefined) return;
     this.heard();
     if (isAnswerEvent(frame)) {
-      // While a reset reload runs, events are dropped: the resume after it sends them again.
-      if (!this.reloading) this.applyAnswerEvent(frame);
+      // While a reset reload runs or a resume is unconfirmed, events are dropped: the resume
+      // sends them again.
+      if (!this.reloading && this.resumesPending === 0) this.applyAnswerEvent(frame);
       return;
     }
     this.onControlFrame(frame);
@@ -244,6 +252,12 @@ export class ChatClient {
       case 'error':
         this.onRejected(frame.code, frame.message, 'clientId' in frame ? frame.clientId : undefined);
         return;
+      case 'resumed':
+        this.resumesPending = Math.max(0, this.resumesPending - 1);
+        return;
+      case 'status':
+        this.update({ connection: frame.state === 'ok' ? 'online' : 'degraded' });
+        return;
       case 'reset':
         void this.reload();
         return;
@@ -255,11 +269,16 @@ export class ChatClient {
   private onReady(): void {
     this.ready = true;
     this.update({ connection: 'online', failures: 0 });
-    this.sendFrame({ type: 'resume', after: this.snapshot.chat.lastEventId });
+    this.resume(this.snapshot.chat.lastEventId);
     // The same clientId is accepted once, so resending what may already be stored is safe.
     for (const turn of this.snapshot.chat.turns) {
       if (turn.status === 'sending' && turn.clientId !== undefined) this.transmit(turn.clientId, turn.text);
     }
+  }
+
+  private resume(after: string): void {
+    this.resumesPending += 1;
+    this.sendFrame({ type: 'resume', after });
   }
 
   private applyAnswerEvent(frame: StoredEvent): void {
@@ -272,6 +291,8 @@ export class ChatClient {
   /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
   private onRejected(code: string, message: string, namedClientId: string | undefined): void {
     if (code === 'invalid_event_id') {
+      // The refused resume will not be confirmed.
+      this.resumesPending = Math.max(0, this.resumesPending - 1);
       void this.reload();
       return;
     }
@@ -302,7 +323,7 @@ export class ChatClient {
     if (result.kind === 'expired') return this.expire();
     this.adoptSession(result.session);
     this.saveOutbox();
-    if (this.ready) this.sendFrame({ type: 'resume', after: result.session.last_event_id });
+    if (this.ready) this.resume(result.session.last_event_id);
   }
 
   private async fillTexts(): Promise<void> {

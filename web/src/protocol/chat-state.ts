@@ -3,7 +3,7 @@
  * human message plus what became of it (queued, answered token by token, stopped, failed). The
  * functions never mutate: a changed turn is a new object, so React can skip unchanged ones.
  */
-import { compareEventIds } from './event-id.js';
+import { compareEventIds } from '../../../src/contracts/event-ids.js';
 import type { SessionView, StoredEvent } from './types.js';
 
 export type TurnStatus =

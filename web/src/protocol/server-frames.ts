@@ -42,6 +42,10 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
       return { type: 'reset', reason: isString(frame.reason) ? frame.reason : '' };
     case 'pong':
       return { type: 'pong' };
+    case 'resumed':
+      return isEventId(frame.after) ? { type: 'resumed', after: frame.after } : undefined;
+    case 'status':
+      return frame.state === 'ok' || frame.state === 'degraded' ? { type: 'status', state: frame.state, message: isString(frame.message) ? frame.message : '' } : undefined;
     case 'error':
       if (frame.eventId !== undefined) return parseEvent(frame);
       return parseRejection(frame);

@@ -1,6 +1,6 @@
 /**
- * The two HTTP calls of the protocol: POST /token (new session) and GET /refresh_token (a
- * session with its history). Responses are checked before use: the UI trusts their shape.
+ * The two HTTP calls of the protocol: POST /token (new session) and GET /api/v1/session (a
+ * session with its history; the token travels in `Authorization`, not in the URL). Responses are checked before use: the UI trusts their shape.
  */
 import type { ErrorCode, SessionView } from './types.js';
 
@@ -47,15 +47,14 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
     async refresh(token) {
       let response: Response;
       try {
-        // In a header, not the URL: URLs end up in proxy logs and browser history.
-        response = await fetchFn(`${baseUrl}/refresh_token`, { cache: 'no-store', headers: { authorization: `Bearer ${token}` } });
+        response = await fetchFn(`${baseUrl}/api/v1/session`, { cache: 'no-store', headers: { authorization: `Bearer ${token}` } });
       } catch (error) {
         throw new TransientError(`network: ${String(error)}`);
       }
       // Only a 400 means "this session is gone"; a 5xx or a proxy error page says nothing about it.
       if (response.status === 400) return { kind: 'expired' };
       const session = response.ok ? toSessionView(await readJson(response)) : undefined;
-      if (session === undefined) throw new TransientError(`refresh_token answered HTTP ${response.status}`);
+      if (session === undefined) throw new TransientError(`the session API answered HTTP ${response.status}`);
       return { kind: 'ok', session };
     },
   };

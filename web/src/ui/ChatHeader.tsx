@@ -17,6 +17,7 @@ const OFFLINE_AFTER = 3;
 function connectionLabel(connection: ConnectionStatus, failures: number): string {
   if (connection === 'online') return 'Connected';
   if (connection === 'connecting') return 'Connecting…';
+  if (connection === 'degraded') return 'Service degraded, answers may be delayed…';
   return failures >= OFFLINE_AFTER ? 'Offline, retrying…' : 'Reconnecting…';
 }
 

@@ -45,7 +45,7 @@ export function ChatScreen({ token, initialSession, onSession, onExpired }: Chat
   };
 
   const onRetry = useCallback((key: string) => void client.retry(key), [client]);
-  const online = connection === 'online';
+  const online = connection === 'online' || connection === 'degraded';
   const answering = chat.turns.some((turn) => turn.seq !== undefined && isUnfinished(turn));
 
   return (

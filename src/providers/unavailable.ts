@@ -1,7 +1,7 @@
 /**
- * The provider used when no language model is configured (LLM_PROVIDER=none). Parley still runs:
- * sessions, history and the queue work, and every answer fails with `model_not_configured`, which
- * tells the user exactly what to set instead of pretending to answer.
+ * A provider that cannot answer, and says why on every turn instead of pretending to: no model
+ * configured (LLM_PROVIDER=none), a model that failed to start, or the local model's optional
+ * binding not installed. Parley still runs: sessions, history and the queue work.
  */
 import { ErrorCodes, ModelError } from '../contracts/errors.js';
 import { estimateTokens } from './openai.js';
@@ -10,8 +10,16 @@ import type { GenerateRequest, ModelProvider } from './provider.js';
 export const MODEL_NOT_CONFIGURED_MESSAGE =
   'No language model is configured: set LLM_BASE_URL (an OpenAI-compatible API) or LLM_MODEL_PATH (a local GGUF model)';
 
-export class NoModelProvider implements ModelProvider {
-  readonly name = 'none';
+export class UnavailableProvider implements ModelProvider {
+  constructor(
+    readonly name: string,
+    private readonly failure: ModelError,
+  ) {}
+
+  /** LLM_PROVIDER=none. */
+  static notConfigured(): UnavailableProvider {
+    return new UnavailableProvider('none', new ModelError(ErrorCodes.modelNotConfigured, MODEL_NOT_CONFIGURED_MESSAGE));
+  }
 
   async start(): Promise<void> {}
 
@@ -19,7 +27,7 @@ export class NoModelProvider implements ModelProvider {
   generate(_request: GenerateRequest): AsyncIterable<string> {
     return {
       [Symbol.asyncIterator]: () => ({
-        next: () => Promise.reject(new ModelError(ErrorCodes.modelNotConfigured, MODEL_NOT_CONFIGURED_MESSAGE)),
+        next: () => Promise.reject(this.failure),
       }),
     };
   }
