@@ -45,6 +45,7 @@ export interface ChatDependencies {
 
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const EARLY_EVENTS_KEPT = 1000;
 const CLOSE_TOO_SLOW = { code: 1013, reason: 'Client too slow, reconnect and resume' } as const;
 
 class FrameError extends Error {
@@ -67,6 +68,11 @@ export class ChatConnection implements LiveListener {
   /** Plain mode: text of answers seen from their start, so a finished answer needs no read. */
   private readonly plainAnswers = new Map<number, string>();
   private closed = false;
+  /**
+   * Live events that arrived before the cursor existed (pub/sub and the position read travel on
+   * different connections, so an event published after the read may be handed over first).
+   */
+  private earlyEvents: LiveEvent[] = [];
 
   constructor(
     private readonly ws: WebSocket,
@@ -83,7 +89,9 @@ export class ChatConnection implements LiveListener {
   }
 
   onLive(event: LiveEvent): void {
-    this.cursor?.offer(event);
+    if (this.cursor !== undefined) this.cursor.offer(event);
+    // Past the bound the cursor reads them from the stream instead: any gap is filled from there.
+    else if (this.earlyEvents.length < EARLY_EVENTS_KEPT) this.earlyEvents.push(event);
   }
 
   onResync(): void {
@@ -115,6 +123,9 @@ export class ChatConnection implements LiveListener {
       reset: () => this.send({ type: 'reset', reason: 'Some events are no longer retained: reload the history and resume after its last_event_id.' }),
       failed: (error) => this.fail(error),
     });
+    for (const event of this.earlyEvents) this.cursor.offer(event);
+    if (this.earlyEvents.length >= EARLY_EVENTS_KEPT) this.cursor.catchUp();
+    this.earlyEvents = [];
     if (state.seq > state.answered && !state.leaseHeld) {
       // Unanswered messages and no worker on them: a gateway died between storing and queueing.
       await enqueue(this.deps.redis, this.deps.queueKey, this.token);
