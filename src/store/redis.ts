@@ -61,6 +61,9 @@ export function createRedisClient(config: RedisConfig, logger?: RedisLogger): Re
         defaults: clientOptions(config),
         commandOptions: { timeout: 0 },
         topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_TOPOLOGY_REFRESH_MS,
+        // Connect to a node on first use, not to every primary at once: a worker's queue readers
+        // and pub/sub connections (duplicates of this client) each use one or a few nodes.
+        minimizeConnections: true,
       }) as unknown as RedisClient)
     : createSingleNode(config);
   reportErrors(client, logger);
