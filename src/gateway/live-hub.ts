@@ -52,7 +52,30 @@ export class LiveHub {
     // A cluster client has no 'ready' of its own: each node connection reports one. Shard
     // subscriptions move to a promoted replica after a failover over a new connection, so every
     // node connection that becomes ready may follow a gap (a spare read while the cluster starts).
-    if (sharded) (subscriber as unknown as { on(event: 'node-ready', listener: () => void): void }).on('node-ready', () => this.resyncAll());
+    if (sharded) {
+      (subscriber as unknown as { on(event: 'node-ready', listener: () => void): void }).on('node-ready', () => {
+        this.confirmSubscriptions()
+          .then(() => this.resyncAll())
+          .catch((error: unknown) => this.logger.warn({ err: error }, 'resubscribing after a node reconnect failed'));
+      });
+    }
+  }
+
+  /**
+   * node-redis moves shard subscriptions to a new node by itself, but only starts once that node's
+   * connection is ready: a gap read then could miss an event published before the subscription
+   * lands. Subscribing again waits for Redis to confirm the moved channels (for channels still in
+   * place it adds nothing: the listener is already there, and no command is sent).
+   */
+  private async confirmSubscriptions(): Promise<void> {
+    await Promise.all(
+      [...this.sessions].map(async ([token, channel]) => {
+        const name = sessionKeys(this.prefix, token).live;
+        await subscribe(this.subscriber, name, channel.onMessage, this.sharded);
+        // Its last socket left meanwhile: the subscription just confirmed must not outlive it.
+        if (this.sessions.get(token) !== channel) await unsubscribe(this.subscriber, name, channel.onMessage, this.sharded);
+      }),
+    );
   }
 
   /** Tells every socket on this gateway that the service state changed. */
