@@ -65,6 +65,8 @@ const envSchema = z.object({
   REDIS_PASSWORD: optionalString,
   REDIS_TLS: bool.optional(),
   REDIS_CLUSTER: bool.default(false),
+  // Streams the work queue is split into (default: 1 on one Redis, 8 on a Cluster; see README).
+  QUEUE_PARTITIONS: int(1, 256).optional(),
   KEY_PREFIX: z.string().regex(/^[\w:.-]{0,64}$/, 'letters, digits and _ : . - (at most 64)').default('parley:'),
   EVENTS_MAX_LEN: int(100, 1_000_000).default(2000),
   // Worker
@@ -165,6 +167,7 @@ export interface Config {
   readonly redis: RedisConfig;
   readonly keyPrefix: string;
   readonly eventsMaxLen: number;
+  readonly queuePartitions: number;
   readonly workerConcurrency: number;
   readonly leaseMs: number;
   readonly claimIdleMs: number;
@@ -231,6 +234,14 @@ export function frameLimit(messageMaxChars: number): number {
 }
 
 /**
+ * On a Cluster the queue is split so that it spreads over the primaries. The tags {p0}…{p7} hash
+ * to slots that put 2/2/4 partitions on the primaries of an evenly split 3-primary cluster and
+ * 2/2/2/2 on 4 primaries (16 partitions cover 6 primaries). Each partition costs every worker one
+ * blocking connection and one command per second when idle, so more is not free.
+ */
+const CLUSTER_QUEUE_PARTITIONS = 8;
+
+/**
  * A local model answers LLM_PARALLEL sessions at once, so taking more would only make sessions wait
  * in this worker while another worker may be idle; a remote API takes many requests at once.
  */
@@ -288,6 +299,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     redis: redisConfig(env),
     keyPrefix: env.KEY_PREFIX,
     eventsMaxLen: env.EVENTS_MAX_LEN,
+    queuePartitions: env.QUEUE_PARTITIONS ?? (env.REDIS_CLUSTER ? CLUSTER_QUEUE_PARTITIONS : 1),
     workerConcurrency: env.WORKER_CONCURRENCY ?? defaultConcurrency(model),
     leaseMs: env.LEASE_MS,
     claimIdleMs: env.CLAIM_IDLE_MS,

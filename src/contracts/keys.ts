@@ -67,3 +67,42 @@ export function globalKeys(prefix: string): GlobalKeys {
     sessionPattern: `${prefix}{*}:*`,
   };
 }
+
+/**
+ * One partition of the work queue: its stream, the unanswered notes of its sessions and the cancel
+ * channel of its sessions. On a Redis Cluster one stream would put every wake-up of every session
+ * on one node; partitions with hash tags of their own (`{p0}`, `{p1}`, …) spread the queue over
+ * the slots, hence the nodes. The tag follows the name (`queue:{p0}`), so the session key pattern
+ * `<prefix>{*}:*` never matches a partition key. One partition keeps the unpartitioned names
+ * (those of globalKeys), so a single Redis needs no migration.
+ */
+export interface QueuePartition {
+  readonly index: number;
+  /** Stream: one entry per accepted message of the partition's sessions. */
+  readonly queue: string;
+  /** Sorted set: GlobalKeys.unanswered, for the partition's sessions only. */
+  readonly unanswered: string;
+  /** Pub/sub channel: "<token> <seq>" whenever a user stops an answer of the partition's sessions. */
+  readonly cancelChannel: string;
+}
+
+export function queuePartitions(prefix: string, count: number): QueuePartition[] {
+  if (count === 1) {
+    const { queue, unanswered, cancelChannel } = globalKeys(prefix);
+    return [{ index: 0, queue, unanswered, cancelChannel }];
+  }
+  return Array.from({ length: count }, (_, index) => ({
+    index,
+    queue: `${prefix}queue:{p${index}}`,
+    unanswered: `${prefix}unanswered:{p${index}}`,
+    cancelChannel: `${prefix}cancel:{p${index}}`,
+  }));
+}
+
+/**
+ * The partition of a session: always the same one, so all wake-ups of a session travel one stream
+ * in order. A token's first eight hex digits are random (UUID v4), hence evenly spread.
+ */
+export function partitionOf(token: string, count: number): number {
+  return Number.parseInt(token.slice(0, 8), 16) % count;
+}

@@ -17,6 +17,7 @@ import {
   type ServiceState,
   type StoredEvent,
 } from '../contracts/protocol.js';
+import { partitionOf, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
 import { compareEventIds } from '../contracts/event-ids.js';
@@ -32,9 +33,8 @@ export interface ChatDependencies {
   readonly store: SessionStore;
   readonly redis: RedisClient;
   readonly hub: LiveHub;
-  readonly queueKey: string;
-  readonly unansweredKey: string;
-  readonly cancelChannel: string;
+  /** The work queue's partitions; a session always uses the one partitionOf names. */
+  readonly partitions: readonly QueuePartition[];
   readonly messageMaxChars: number;
   /** True on a single Redis node, where commands on one connection run in the order sent. */
   readonly pipelineWakeUp: boolean;
@@ -45,6 +45,7 @@ export interface ChatDependencies {
 
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const EARLY_EVENTS_KEPT = 1000;
 const CLOSE_TOO_SLOW = { code: 1013, reason: 'Client too slow, reconnect and resume' } as const;
 /**
  * Inbound backpressure: frames are handled one at a time, so a client sending faster than that
@@ -77,6 +78,12 @@ export class ChatConnection implements LiveListener {
   private closed = false;
   private unprocessedFrames = 0;
   private unprocessedBytes = 0;
+  /**
+   * Live events that arrived before the cursor existed (pub/sub and the position read travel on
+   * different connections, so an event published after the read may be handed over first).
+   */
+  private earlyEvents: LiveEvent[] = [];
+  private readonly partition: QueuePartition;
 
   constructor(
     private readonly ws: WebSocket,
@@ -84,6 +91,9 @@ export class ChatConnection implements LiveListener {
     private readonly deps: ChatDependencies,
   ) {
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
+    const partition = deps.partitions[partitionOf(token, deps.partitions.length)];
+    if (partition === undefined) throw new Error('no queue partitions configured');
+    this.partition = partition;
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => void this.onClose());
     ws.on('error', (error) => deps.logger.debug({ err: error, session: tokenTag(token) }, 'socket error'));
@@ -93,7 +103,9 @@ export class ChatConnection implements LiveListener {
   }
 
   onLive(event: LiveEvent): void {
-    this.cursor?.offer(event);
+    if (this.cursor !== undefined) this.cursor.offer(event);
+    // Past the bound the cursor reads them from the stream instead: any gap is filled from there.
+    else if (this.earlyEvents.length < EARLY_EVENTS_KEPT) this.earlyEvents.push(event);
   }
 
   onResync(): void {
@@ -125,9 +137,12 @@ export class ChatConnection implements LiveListener {
       reset: () => this.send({ type: 'reset', reason: 'Some events are no longer retained: reload the history and resume after its last_event_id.' }),
       failed: (error) => this.fail(error),
     });
+    for (const event of this.earlyEvents) this.cursor.offer(event);
+    if (this.earlyEvents.length >= EARLY_EVENTS_KEPT) this.cursor.catchUp();
+    this.earlyEvents = [];
     if (state.seq > state.answered && !state.leaseHeld) {
       // Unanswered messages and no worker on them: a gateway died between storing and queueing.
-      await enqueue(this.deps.redis, this.deps.queueKey, this.token);
+      await enqueue(this.deps.redis, this.partition.queue, this.token);
     }
     if (this.mode === 'streaming') {
       this.send({ type: 'ready', token: this.token, lastEventId: state.lastEventId, protocol: STREAMING_SUBPROTOCOL });
@@ -164,7 +179,7 @@ export class ChatConnection implements LiveListener {
       case 'message':
         return this.sendMessage(frame.text, frame.clientId);
       case 'stop':
-        await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
+        await this.deps.store.requestStop(this.token, this.partition.cancelChannel, frame.seq);
         return;
       case 'resume':
         // Awaited, so a later frame's reply cannot overtake this one's.
@@ -204,8 +219,8 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
-    const { store, queueKey, unansweredKey, pipelineWakeUp } = this.deps;
-    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, pipelined: pipelineWakeUp });
+    const { queue: queueKey, unanswered: unansweredKey } = this.partition;
+    const result = await this.deps.store.accept(this.token, text, clientId, { queueKey, unansweredKey, pipelined: this.deps.pipelineWakeUp });
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);

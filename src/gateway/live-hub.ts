@@ -5,6 +5,7 @@
  */
 import { liveEventSchema, type LiveEvent, type ServiceState } from '../contracts/protocol.js';
 import { sessionKeys } from '../contracts/keys.js';
+import { subscribe, unsubscribe } from '../store/pubsub.js';
 import type { RedisClient } from '../store/redis.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -35,6 +36,8 @@ export class LiveHub {
     private readonly prefix: string,
     private readonly logger: Logger,
     sweepIntervalMs: number,
+    /** Redis Cluster: the live channels are shard channels (SSUBSCRIBE). */
+    private readonly sharded = false,
   ) {
     this.sweepTimer = setInterval(() => {
       this.sweepExpired().catch((error: unknown) => this.logger.warn({ err: error }, 'session sweep failed'));
@@ -46,6 +49,33 @@ export class LiveHub {
       if (connectedBefore) this.resyncAll();
       connectedBefore = true;
     });
+    // A cluster client has no 'ready' of its own: each node connection reports one. Shard
+    // subscriptions move to a promoted replica after a failover over a new connection, so every
+    // node connection that becomes ready may follow a gap (a spare read while the cluster starts).
+    if (sharded) {
+      (subscriber as unknown as { on(event: 'node-ready', listener: () => void): void }).on('node-ready', () => {
+        this.confirmSubscriptions()
+          .then(() => this.resyncAll())
+          .catch((error: unknown) => this.logger.warn({ err: error }, 'resubscribing after a node reconnect failed'));
+      });
+    }
+  }
+
+  /**
+   * node-redis moves shard subscriptions to a new node by itself, but only starts once that node's
+   * connection is ready: a gap read then could miss an event published before the subscription
+   * lands. Subscribing again waits for Redis to confirm the moved channels (for channels still in
+   * place it adds nothing: the listener is already there, and no command is sent).
+   */
+  private async confirmSubscriptions(): Promise<void> {
+    await Promise.all(
+      [...this.sessions].map(async ([token, channel]) => {
+        const name = sessionKeys(this.prefix, token).live;
+        await subscribe(this.subscriber, name, channel.onMessage, this.sharded);
+        // Its last socket left meanwhile: the subscription just confirmed must not outlive it.
+        if (this.sessions.get(token) !== channel) await unsubscribe(this.subscriber, name, channel.onMessage, this.sharded);
+      }),
+    );
   }
 
   /** Tells every socket on this gateway that the service state changed. */
@@ -58,7 +88,7 @@ export class LiveHub {
     let channel = this.sessions.get(token);
     if (channel === undefined) {
       const onMessage = (message: string) => this.fanOut(token, message);
-      const subscribed = this.subscriber.subscribe(sessionKeys(this.prefix, token).live, onMessage);
+      const subscribed = subscribe(this.subscriber, sessionKeys(this.prefix, token).live, onMessage, this.sharded);
       channel = { listeners: new Set(), onMessage, subscribed };
       this.sessions.set(token, channel);
       const created = channel;
@@ -77,7 +107,7 @@ export class LiveHub {
     // Naming the listener marks the channel "unsubscribing" in node-redis, so a socket of the same
     // session that subscribes before the UNSUBSCRIBE is answered sends a SUBSCRIBE of its own;
     // without it the answer would drop the new socket's listener and its events with it.
-    await this.subscriber.unsubscribe(sessionKeys(this.prefix, token).live, channel.onMessage);
+    await unsubscribe(this.subscriber, sessionKeys(this.prefix, token).live, channel.onMessage, this.sharded);
   }
 
   close(): void {

@@ -10,7 +10,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
-import { globalKeys } from '../contracts/keys.js';
+import { queuePartitions } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
@@ -146,16 +146,16 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
 export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
-  const keys = globalKeys(config.keyPrefix);
   const metrics = new GatewayMetrics();
   const store = new SessionStore(redis, {
     prefix: config.keyPrefix,
     sessionTtlSeconds: config.sessionTtlSeconds,
     eventsMaxLen: config.eventsMaxLen,
     maxPendingPerSession: config.maxPendingPerSession,
+    shardedPubSub: config.redis.cluster,
   });
   const sweepMs = Math.min(30_000, Math.max(250, (config.sessionTtlSeconds * 1000) / 4));
-  const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
+  const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs, config.redis.cluster);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
   const health = new RedisHealth(() => redis.ping(), (state) => hub.announce(state), logger);
@@ -181,9 +181,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     store,
     redis,
     hub,
-    queueKey: keys.queue,
-    unansweredKey: keys.unanswered,
-    cancelChannel: keys.cancelChannel,
+    partitions: queuePartitions(config.keyPrefix, config.queuePartitions),
     messageMaxChars: config.messageMaxChars,
     pipelineWakeUp: !config.redis.cluster,
     health,

@@ -16,7 +16,7 @@ import {
   renewLease,
   runSessionScript,
   startTurn,
-  type LuaScript,
+  type SessionScript,
   type SessionScriptOptions,
 } from './scripts.js';
 
@@ -145,7 +145,7 @@ export class AnswerStore {
     return record ?? undefined;
   }
 
-  private async run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+  private async run(lua: SessionScript, token: string, extra: readonly string[]): Promise<unknown> {
     return (await runSessionScript(this.redis, this.options, lua, token, extra)).reply;
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The work queue: one Redis Stream read by one consumer group of workers. An entry only names a
- * session ("there is something to answer"); the messages themselves live in the session, so a
- * worker that drains a session answers every unanswered turn, in order, whatever entry woke it.
+ * The work queue: Redis Streams (one per partition, see QueuePartition) read by one consumer group
+ * of workers each. An entry only names a session ("there is something to answer"); the messages
+ * themselves live in the session, so a worker that drains a session answers every unanswered
+ * turn, in order, whatever entry woke it.
  */
 import { z } from 'zod';
 import { compareEventIds } from '../contracts/event-ids.js';
-import { isValidToken } from '../contracts/keys.js';
+import { isValidToken, type QueuePartition } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
 import { forgetUnanswered, runScript } from './scripts.js';
 
@@ -133,5 +134,83 @@ export class QueueConsumer {
     const { valid, invalid } = toEntries(messages);
     await this.ack(invalid);
     return valid;
+  }
+}
+
+/** An entry and the partition it came from (acknowledged and renewed there). */
+export interface PartitionEntry extends QueueEntry {
+  readonly partition: number;
+}
+
+/**
+ * A worker's side of every partition: one QueueConsumer per partition, each with a blocking
+ * connection of its own. On a Cluster XREADGROUP may only name streams of one slot, so one read
+ * per partition is the only way to block on all of them at once; on one Redis it costs a few
+ * idle connections and keeps both modes on one code path.
+ */
+export class PartitionedQueue {
+  private readonly consumers: readonly QueueConsumer[];
+
+  constructor(
+    redis: RedisClient,
+    readers: readonly RedisClient[],
+    readonly partitions: readonly QueuePartition[],
+    group: string,
+    consumer: string,
+  ) {
+    this.consumers = partitions.map((partition, index) => {
+      const reader = readers[index];
+      if (reader === undefined) throw new Error(`no reader connection for queue partition ${index}`);
+      return new QueueConsumer(redis, reader, partition.queue, group, consumer);
+    });
+  }
+
+  async ensureGroups(): Promise<void> {
+    await Promise.all(this.consumers.map((consumer) => consumer.ensureGroup()));
+  }
+
+  async read(partition: number, count: number, blockMs: number): Promise<PartitionEntry[]> {
+    const entries = await this.consumer(partition).read(count, blockMs);
+    return entries.map((entry) => ({ ...entry, partition }));
+  }
+
+  /** Up to `count` abandoned entries, taken from the partitions in turn (a random one first). */
+  async claimAbandoned(minIdleMs: number, count: number): Promise<PartitionEntry[]> {
+    const claimed: PartitionEntry[] = [];
+    const first = Math.floor(Math.random() * this.consumers.length);
+    for (let step = 0; step < this.consumers.length && claimed.length < count; step += 1) {
+      const partition = (first + step) % this.consumers.length;
+      const entries = await this.consumer(partition).claimAbandoned(minIdleMs, count - claimed.length);
+      claimed.push(...entries.map((entry) => ({ ...entry, partition })));
+    }
+    return claimed;
+  }
+
+  async heartbeat(entries: readonly PartitionEntry[]): Promise<void> {
+    await this.eachPartition(entries, (consumer, ids) => consumer.heartbeat(ids));
+  }
+
+  async ack(entries: readonly PartitionEntry[]): Promise<void> {
+    await this.eachPartition(entries, (consumer, ids) => consumer.ack(ids));
+  }
+
+  deliveredUpTo(partition: number): Promise<number> {
+    return this.consumer(partition).deliveredUpTo();
+  }
+
+  async trimAcknowledged(): Promise<void> {
+    await Promise.all(this.consumers.map((consumer) => consumer.trimAcknowledged()));
+  }
+
+  private consumer(partition: number): QueueConsumer {
+    const consumer = this.consumers[partition];
+    if (consumer === undefined) throw new Error(`no queue partition ${partition}`);
+    return consumer;
+  }
+
+  private async eachPartition(entries: readonly PartitionEntry[], task: (consumer: QueueConsumer, ids: string[]) => Promise<void>): Promise<void> {
+    const byPartition = new Map<number, string[]>();
+    for (const entry of entries) byPartition.set(entry.partition, [...(byPartition.get(entry.partition) ?? []), entry.id]);
+    await Promise.all([...byPartition].map(([partition, ids]) => task(this.consumer(partition), ids)));
   }
 }

@@ -41,6 +41,14 @@ function createSingleNode(config: RedisConfig) {
 export type RedisClient = ReturnType<typeof createSingleNode>;
 
 /**
+ * After a primary dies its connection keeps retrying the dead address; node-redis re-reads the
+ * cluster's topology once a node has been reconnecting this long (its default: 5 s), which is
+ * when commands for the failed primary's slots move to the promoted replica. One second keeps
+ * the client's part of a failover short without polling topology while all is well.
+ */
+const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
+
+/**
  * A connection to one Redis, or to a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL = any node).
  * Parley uses the same commands on both — every multi-key command and script stays inside one
  * session's hash tag, and node-redis routes each by its first key — so a cluster client is used
@@ -48,7 +56,15 @@ export type RedisClient = ReturnType<typeof createSingleNode>;
  */
 export function createRedisClient(config: RedisConfig, logger?: RedisLogger): RedisClient {
   const client = config.cluster
-    ? (createCluster({ rootNodes: [{ url: config.url }], defaults: clientOptions(config), commandOptions: { timeout: 0 } }) as unknown as RedisClient)
+    ? (createCluster({
+        rootNodes: [{ url: config.url }],
+        defaults: clientOptions(config),
+        commandOptions: { timeout: 0 },
+        topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_TOPOLOGY_REFRESH_MS,
+        // Connect to a node on first use, not to every primary at once: a worker's queue readers
+        // and pub/sub connections (duplicates of this client) each use one or a few nodes.
+        minimizeConnections: true,
+      }) as unknown as RedisClient)
     : createSingleNode(config);
   reportErrors(client, logger);
   return client;

@@ -7,6 +7,11 @@
  *   KEYS[5] errors hash    KEYS[6] lease string    KEYS[7] cancel string
  *   ARGV[1] live pub/sub channel of the session   ARGV[2] session TTL (ms)   ARGV[3] events cap
  *
+ * Each session script exists twice: publishing live events with PUBLISH (one Redis; Redis 6.2
+ * has no SPUBLISH) and with SPUBLISH (Redis Cluster: a shard channel lives on the node of its
+ * slot, and the live channel carries the session's hash tag, so the script stays in one slot;
+ * PUBLISH would be broadcast to every node of the cluster).
+ *
  * Session hash fields: name, start, seq (last accepted turn), answered (last answered turn),
  * last (id of the newest event), done (id of the newest terminal event), aturn/attempt (attempt
  * counter of the turn being answered).
@@ -15,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { sessionKeys } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
 
-const PRELUDE = `
+const prelude = (publish: 'PUBLISH' | 'SPUBLISH') => `
 local K_SESSION, K_MESSAGES, K_EVENTS, K_DEDUPE, K_ERRORS, K_LEASE, K_CANCEL =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local CHANNEL, TTL_MS, EVENTS_CAP = ARGV[1], ARGV[2], ARGV[3]
@@ -39,7 +44,7 @@ local function emit(event_json)
   -- A stream this XADD just created has no TTL yet; it must never outlive its session.
   if redis.call('PTTL', K_EVENTS) < 0 then redis.call('PEXPIRE', K_EVENTS, TTL_MS) end
   redis.call('HSET', K_SESSION, 'last', id)
-  redis.call('PUBLISH', CHANNEL, '{"eventId":"' .. id .. '","prev":"' .. prev .. '","event":' .. event_json .. '}')
+  redis.call('${publish}', CHANNEL, '{"eventId":"' .. id .. '","prev":"' .. prev .. '","event":' .. event_json .. '}')
   return id
 end
 
@@ -58,9 +63,14 @@ function luaScript(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
+/** A session script in both publishing variants (see top). */
+export interface SessionScript extends LuaScript {
+  readonly sharded: LuaScript;
+}
+
 /** A session script: the shared prelude (keys, helpers) and its body. */
-function script(name: string, body: string): LuaScript {
-  return luaScript(name, `${PRELUDE}\n${body}`);
+function script(name: string, body: string): SessionScript {
+  return { ...luaScript(name, `${prelude('PUBLISH')}\n${body}`), sharded: luaScript(name, `${prelude('SPUBLISH')}\n${body}`) };
 }
 
 /**
@@ -130,7 +140,9 @@ return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAG
 /**
  * Asks the worker answering a turn to stop.  ARGV[4] turn or "" (= the one in progress)
  * ARGV[5] cancel key TTL (ms; capped at the session TTL, so no key outlives its session)
- * ARGV[6] global cancel channel  ARGV[7] token
+ * The caller then tells the workers on the partition's cancel channel: that channel is outside the
+ * session's slot, so a script may not publish to it on a Cluster. The cancel key is the truth
+ * (the worker reads it with every batch); the message only makes the stop immediate.
  * Returns {"ok", turn} | {"none"} (nothing to stop) | {"expired"}.
  */
 export const requestStop = script(
@@ -142,7 +154,6 @@ local turn = answered + 1
 if ARGV[4] ~= '' then turn = tonumber(ARGV[4]) end
 if turn <= answered or turn > counter('seq') then return {'none'} end
 redis.call('SET', K_CANCEL, turn, 'PX', math.min(tonumber(ARGV[5]), tonumber(TTL_MS)))
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. turn)
 return {'ok', turn}
 `,
 );
@@ -268,20 +279,22 @@ export interface SessionScriptOptions {
   readonly prefix: string;
   readonly sessionTtlSeconds: number;
   readonly eventsMaxLen: number;
+  /** Live events over sharded pub/sub (SPUBLISH): on a Redis Cluster. */
+  readonly shardedPubSub?: boolean;
 }
 
 /** Runs a session script with the standard seven keys and three leading arguments (see top). */
 export function runSessionScript(
   client: RedisClient,
   options: SessionScriptOptions,
-  lua: LuaScript,
+  lua: SessionScript,
   token: string,
   extra: readonly string[],
 ): Promise<ScriptReply> {
   const keys = sessionKeys(options.prefix, token);
   return runScript(
     client,
-    lua,
+    options.shardedPubSub === true ? lua.sharded : lua,
     [keys.session, keys.messages, keys.events, keys.dedupe, keys.errors, keys.lease, keys.cancel],
     [keys.live, String(options.sessionTtlSeconds * 1000), String(options.eventsMaxLen), ...extra],
   );

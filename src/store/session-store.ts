@@ -15,7 +15,8 @@ import {
   type SessionView,
   type StoredEvent,
 } from '../contracts/protocol.js';
-import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type LuaScript } from './scripts.js';
+import { publish } from './pubsub.js';
+import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type SessionScript } from './scripts.js';
 import { enqueue, markUnanswered } from './queue.js';
 import type { RedisClient } from './redis.js';
 
@@ -24,6 +25,8 @@ export interface SessionStoreOptions {
   readonly sessionTtlSeconds: number;
   readonly eventsMaxLen: number;
   readonly maxPendingPerSession: number;
+  /** Redis Cluster: sharded pub/sub (see scripts.ts). */
+  readonly shardedPubSub?: boolean;
 }
 
 /** Where and how to wake a worker for an accepted message. */
@@ -152,16 +155,16 @@ export class SessionStore {
     return result;
   }
 
-  /** Asks for the answer of `turn` (default: the one in progress) to stop. Returns the turn, or null. */
+  /**
+   * Asks for the answer of `turn` (default: the one in progress) to stop, and tells the workers on
+   * `cancelChannel` (the session's queue partition's). Returns the turn, or null.
+   */
   async requestStop(token: string, cancelChannel: string, turn?: number): Promise<number | null> {
-    const reply = await this.run(requestStop, token, [
-      turn === undefined ? '' : String(turn),
-      String(CANCEL_TTL_MS),
-      cancelChannel,
-      token,
-    ]);
+    const reply = await this.run(requestStop, token, [turn === undefined ? '' : String(turn), String(CANCEL_TTL_MS)]);
     const parsed = stopReply.safeParse(reply);
-    return parsed.success ? parsed.data[1] : null;
+    if (!parsed.success) return null;
+    await publish(this.redis, cancelChannel, `${token} ${parsed.data[1]}`, this.options.shardedPubSub === true);
+    return parsed.data[1];
   }
 
   /**
@@ -197,7 +200,7 @@ export class SessionStore {
     return raw.map((record) => parseJsonWith(messageRecordSchema, record)).find((record) => record.id === id);
   }
 
-  private async run(lua: LuaScript, token: string, extra: readonly string[]): Promise<unknown> {
+  private async run(lua: SessionScript, token: string, extra: readonly string[]): Promise<unknown> {
     return (await runSessionScript(this.redis, this.options, lua, token, extra)).reply;
   }
 }

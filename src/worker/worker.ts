@@ -7,11 +7,12 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { ModelError } from '../contracts/errors.js';
-import { globalKeys } from '../contracts/keys.js';
+import { globalKeys, partitionOf, queuePartitions, type QueuePartition } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
 import { UnavailableProvider } from '../providers/unavailable.js';
 import { AnswerStore } from '../store/answer-store.js';
-import { enqueue, forgetNote, QueueConsumer, unansweredBefore, type QueueEntry, type UnansweredNote } from '../store/queue.js';
+import { subscribe } from '../store/pubsub.js';
+import { enqueue, forgetNote, PartitionedQueue, unansweredBefore, type PartitionEntry, type UnansweredNote } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
@@ -36,7 +37,7 @@ const HISTORY_RECORDS = 200;
 interface ActiveDrain {
   readonly drain: SessionDrain;
   /** Queue entries this drain answers for, with the startTurn count when each was attached. */
-  readonly entries: Array<{ id: string; startsBefore: number }>;
+  readonly entries: Array<{ entry: PartitionEntry; startsBefore: number }>;
 }
 
 class Worker {
@@ -46,25 +47,34 @@ class Worker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly consumerName = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   private readonly keys;
-  private readonly queue: QueueConsumer;
+  private readonly partitions: readonly QueuePartition[];
+  private readonly queue: PartitionedQueue;
   private readonly store: AnswerStore;
+  /**
+   * Entries of new sessions read while every slot was taken: each partition's read asks for its
+   * share of the free slots (rounded up), so together they may bring a few more. They start as
+   * slots free up, and are renewed like the entries of running drains meanwhile.
+   */
+  private readonly waiting: PartitionEntry[] = [];
   private running = true;
-  private slotFreed: (() => void) | undefined;
-  private readLoopDone: Promise<void> = Promise.resolve();
+  private slotWaiters: Array<() => void> = [];
+  private readLoopsDone: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: Config,
     private readonly provider: ModelProvider,
     private readonly logger: Logger,
     private readonly redis: RedisClient,
-    private readonly reader: RedisClient,
+    private readonly readers: readonly RedisClient[],
     private readonly subscriber: RedisClient,
     private readonly metrics: WorkerMetrics,
   ) {
     this.keys = globalKeys(config.keyPrefix);
-    this.queue = new QueueConsumer(redis, reader, this.keys.queue, this.keys.group, this.consumerName);
+    this.partitions = queuePartitions(config.keyPrefix, config.queuePartitions);
+    this.queue = new PartitionedQueue(redis, readers, this.partitions, this.keys.group, this.consumerName);
     this.store = new AnswerStore(redis, {
       prefix: config.keyPrefix,
+      shardedPubSub: config.redis.cluster,
       sessionTtlSeconds: config.sessionTtlSeconds,
       eventsMaxLen: config.eventsMaxLen,
       leaseMs: config.leaseMs,
@@ -79,28 +89,34 @@ class Worker {
   }
 
   async start(): Promise<void> {
-    await this.queue.ensureGroup();
-    await this.subscriber.subscribe(this.keys.cancelChannel, (message) => this.onCancel(message));
+    await this.queue.ensureGroups();
+    await Promise.all(
+      this.partitions.map((partition) => subscribe(this.subscriber, partition.cancelChannel, (message) => this.onCancel(message), this.config.redis.cluster)),
+    );
     this.every(Math.max(200, Math.floor(this.config.leaseMs / 3)), () => this.keepAlive());
     this.every(this.config.claimIntervalMs, () => this.claimAbandoned());
     this.every(this.config.claimIntervalMs, () => this.sweepAbandoned());
     // Also at once: a worker that lives less than one interval (a crash loop) still trims.
     await this.queue.trimAcknowledged();
     this.every(TRIM_INTERVAL_MS, () => this.queue.trimAcknowledged());
-    this.readLoopDone = this.readLoop();
-    this.logger.info({ consumer: this.consumerName, concurrency: this.config.workerConcurrency, model: this.provider.name }, 'worker ready');
+    this.readLoopsDone = Promise.all(this.partitions.map((partition) => this.readLoop(partition.index))).then(() => undefined);
+    this.logger.info(
+      { consumer: this.consumerName, concurrency: this.config.workerConcurrency, partitions: this.partitions.length, model: this.provider.name },
+      'worker ready',
+    );
   }
 
   async stop(): Promise<void> {
     this.running = false;
     for (const timer of this.timers) clearInterval(timer);
-    this.slotFreed?.();
-    this.reader.destroy();
-    await this.readLoopDone;
+    this.slotFreed();
+    for (const reader of this.readers) reader.destroy();
+    await this.readLoopsDone;
+    await this.handBackWaiting();
     await this.waitForDrains(this.config.shutdownGraceMs);
     for (const { drain } of this.active.values()) drain.handBack();
     await this.waitForDrains(this.config.shutdownGraceMs + 5000);
-    await this.subscriber.unsubscribe().catch(() => undefined);
+    await (this.config.redis.cluster ? this.subscriber.sUnsubscribe() : this.subscriber.unsubscribe()).catch(() => undefined);
     this.subscriber.destroy();
     this.redis.destroy();
     await this.provider.close();
@@ -115,15 +131,29 @@ class Worker {
     this.timers.push(timer);
   }
 
-  private async readLoop(): Promise<void> {
+  private get free(): number {
+    return this.config.workerConcurrency - this.active.size - this.waiting.length;
+  }
+
+  /** Wakes every read loop waiting for a slot. */
+  private slotFreed(): void {
+    for (const wake of this.slotWaiters.splice(0)) wake();
+  }
+
+  /**
+   * One loop per partition, each blocking on its own connection, so a busy partition never keeps
+   * another one unread. Each asks for its share of the free slots, so that together they do not
+   * take much more than this worker can start.
+   */
+  private async readLoop(partition: number): Promise<void> {
     while (this.running) {
-      const free = this.config.workerConcurrency - this.active.size;
+      const free = this.free;
       if (free <= 0) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
         continue;
       }
       try {
-        const entries = await this.queue.read(free, READ_BLOCK_MS);
+        const entries = await this.queue.read(partition, Math.ceil(free / this.partitions.length), READ_BLOCK_MS);
         for (const entry of entries) this.dispatch(entry);
       } catch (error) {
         if (!this.running) return;
@@ -133,13 +163,17 @@ class Worker {
     }
   }
 
-  private dispatch(entry: QueueEntry): void {
+  private dispatch(entry: PartitionEntry): void {
     // A stream entry id starts with the milliseconds at which Redis stored it.
     const written = Number(entry.id.split('-')[0]);
     if (Number.isFinite(written)) this.metrics.queueLag.observe(Math.max(0, Date.now() - written) / 1000);
     const current = this.active.get(entry.token);
     if (current !== undefined) {
-      current.entries.push({ id: entry.id, startsBefore: current.drain.startsSent });
+      current.entries.push({ entry, startsBefore: current.drain.startsSent });
+      return;
+    }
+    if (this.active.size >= this.config.workerConcurrency) {
+      this.waiting.push(entry);
       return;
     }
     this.runDrain(entry).catch((error: unknown) => {
@@ -148,7 +182,7 @@ class Worker {
     });
   }
 
-  private async runDrain(entry: QueueEntry): Promise<void> {
+  private async runDrain(entry: PartitionEntry): Promise<void> {
     const drain = new SessionDrain(entry.token, {
       store: this.store,
       provider: this.provider,
@@ -161,7 +195,7 @@ class Worker {
       logger: this.logger,
       metrics: this.metrics,
     });
-    const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
+    const active: ActiveDrain = { drain, entries: [{ entry, startsBefore: 0 }] };
     this.active.set(entry.token, active);
     this.metrics.activeSessions.inc();
     // Once the drain has looked for work for the last time it must stop taking entries: one
@@ -186,9 +220,29 @@ class Worker {
       this.metrics.activeSessions.dec();
       if (detached) this.settling -= 1;
       else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
-      this.slotFreed?.();
-      this.slotFreed = undefined;
+      this.startWaiting();
+      this.slotFreed();
     }
+  }
+
+  private startWaiting(): void {
+    while (this.running && this.waiting.length > 0 && this.active.size < this.config.workerConcurrency) {
+      const next = this.waiting.shift();
+      if (next !== undefined) this.dispatch(next);
+    }
+  }
+
+  /** Entries that never started go back to the queue for another worker, at once. */
+  private async handBackWaiting(): Promise<void> {
+    const entries = this.waiting.splice(0);
+    await Promise.all(entries.map((entry) => enqueue(this.redis, this.partitionOf(entry.token).queue, entry.token)));
+    await this.queue.ack(entries);
+  }
+
+  private partitionOf(token: string): QueuePartition {
+    const partition = this.partitions[partitionOf(token, this.partitions.length)];
+    if (partition === undefined) throw new Error('no queue partitions configured');
+    return partition;
   }
 
   /**
@@ -202,8 +256,8 @@ class Worker {
     if (end === 'lease-lost') {
       this.logger.warn({ session: tokenTag(token) }, 'lost the session lease during a turn (a stall longer than LEASE_MS); handing the turn back');
     }
-    if (end === 'handed-back' || end === 'lease-lost' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.keys.queue, token);
-    await this.queue.ack(active.entries.map((attached) => attached.id));
+    if (end === 'handed-back' || end === 'lease-lost' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.partitionOf(token).queue, token);
+    await this.queue.ack(active.entries.map((attached) => attached.entry));
   }
 
   private async keepAlive(): Promise<void> {
@@ -212,12 +266,12 @@ class Worker {
       ...drains.map(async ({ drain }) => {
         if (!(await this.store.renewLease(drain.token, drain.owner))) drain.loseLease();
       }),
-      this.queue.heartbeat(drains.flatMap((active) => active.entries.map((attached) => attached.id))),
+      this.queue.heartbeat([...drains.flatMap((active) => active.entries.map((attached) => attached.entry)), ...this.waiting]),
     ]);
   }
 
   private async claimAbandoned(): Promise<void> {
-    const free = this.config.workerConcurrency - this.active.size;
+    const free = this.free;
     if (!this.running || free <= 0) return;
     const entries = await this.queue.claimAbandoned(this.config.claimIdleMs, free);
     if (entries.length > 0) this.logger.warn({ count: entries.length }, 'took over work of a worker that stopped responding');
@@ -233,18 +287,23 @@ class Worker {
    */
   private async sweepAbandoned(): Promise<void> {
     if (!this.running) return;
-    const deliveredUpTo = await this.queue.deliveredUpTo();
-    const olderThan = Math.min(Date.now() - this.config.claimIdleMs, deliveredUpTo);
-    const notes = await unansweredBefore(this.redis, this.keys.unanswered, olderThan, SWEEP_BATCH);
-    await Promise.all(notes.map((note) => this.sweepOne(note)));
+    await Promise.all(this.partitions.map((partition) => this.sweepPartition(partition)));
   }
 
-  private async sweepOne(note: UnansweredNote): Promise<void> {
+  /** Each partition by its own queue's progress: a backlog in one does not hold back the others. */
+  private async sweepPartition(partition: QueuePartition): Promise<void> {
+    const deliveredUpTo = await this.queue.deliveredUpTo(partition.index);
+    const olderThan = Math.min(Date.now() - this.config.claimIdleMs, deliveredUpTo);
+    const notes = await unansweredBefore(this.redis, partition.unanswered, olderThan, SWEEP_BATCH);
+    await Promise.all(notes.map((note) => this.sweepOne(partition, note)));
+  }
+
+  private async sweepOne(partition: QueuePartition, note: UnansweredNote): Promise<void> {
     const standing = await this.store.inspect(note.token);
-    if (standing === 'expired' || standing === 'answered') return forgetNote(this.redis, this.keys.unanswered, note);
+    if (standing === 'expired' || standing === 'answered') return forgetNote(this.redis, partition.unanswered, note);
     if (standing === 'owned') return;
     this.logger.warn({ session: tokenTag(note.token) }, 'found an unanswered turn that no worker owns; re-queued it');
-    await enqueue(this.redis, this.keys.queue, note.token);
+    await enqueue(this.redis, partition.queue, note.token);
   }
 
   private onCancel(message: string): void {
@@ -264,10 +323,11 @@ class Worker {
 export async function startWorker(config: Config, provider: ModelProvider, logger: Logger): Promise<WorkerHandle> {
   const model = await prepareProvider(provider, logger);
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
-  const reader = await connectRedis(duplicateClient(redis, logger), config.redis);
+  // One blocking connection per queue partition (see PartitionedQueue).
+  const readers = await Promise.all(Array.from({ length: config.queuePartitions }, () => connectRedis(duplicateClient(redis, logger), config.redis)));
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
   const metrics = new WorkerMetrics();
-  const worker = new Worker(config, model, logger, redis, reader, subscriber, metrics);
+  const worker = new Worker(config, model, logger, redis, readers, subscriber, metrics);
   await worker.start();
   const readiness = async (): Promise<string[]> => [
     ...(model instanceof UnavailableProvider ? ['the language model did not start'] : []),

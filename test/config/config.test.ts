@@ -92,6 +92,14 @@ test('rediss:// turns TLS on; REDIS_TLS can force it', () => {
   assert.equal(loadConfig({ REDIS_URL: 'redis://cache:6379' }).redis.tls, false);
 });
 
+test('QUEUE_PARTITIONS: 1 on one Redis, 8 on a Cluster, or as given', () => {
+  assert.equal(loadConfig({}).queuePartitions, 1);
+  assert.equal(loadConfig({ REDIS_CLUSTER: 'true' }).queuePartitions, 8);
+  assert.equal(loadConfig({ REDIS_CLUSTER: 'true', QUEUE_PARTITIONS: '16' }).queuePartitions, 16);
+  assert.equal(loadConfig({ QUEUE_PARTITIONS: '4' }).queuePartitions, 4);
+  assert.match(configError({ QUEUE_PARTITIONS: '0' }).message, /QUEUE_PARTITIONS/);
+});
+
 test('invalid values: one ConfigError that names every variable and the value given', () => {
   const error = configError({ PORT: 'abc', LLM_TEMPERATURE: '9', LLM_BASE_URL: 'not a url', LEASE_MS: '5', REDIS_TLS: 'maybe', LOG_LEVEL: 'loud' });
   const lines = new Map(

@@ -1,7 +1,9 @@
 /**
  * The whole pipeline on a real three-node Redis Cluster: two gateways, two workers, sessions
  * spread over every node. Scripts and MULTI only ever touch one session's hash tag, so each runs
- * on one node; answers arrive once, complete, in order.
+ * on one node; answers arrive once, complete, in order. The queue is split into partitions
+ * (QUEUE_PARTITIONS, 8 by default on a Cluster) that spread over the nodes, and live events and
+ * stop requests travel over sharded pub/sub.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -50,4 +52,28 @@ test('sessions on every cluster node get every answer once, in order', async () 
   const perNode = await Promise.all(cluster.ports.map(async (port) => Number((await run('redis-cli', ['-p', String(port), 'dbsize'])).stdout.trim())));
   assert.ok(perNode.every((keys) => keys > 0), `every node holds session keys: ${perNode.join(', ')}`);
   assert.equal(system.model.requests.length, SESSIONS * 2);
+  const queuesPerNode = await Promise.all(
+    cluster.ports.map(async (port) => (await run('redis-cli', ['-p', String(port), '--scan', '--pattern', `${system.prefix}queue:*`])).stdout.trim().split('\n').filter(Boolean).length),
+  );
+  assert.equal(
+    queuesPerNode.reduce((sum, count) => sum + count, 0),
+    8,
+    'eight queue partitions',
+  );
+  assert.ok(queuesPerNode.every((count) => count > 0), `queue partitions on every node: ${queuesPerNode.join(', ')}`);
+});
+
+test('stop reaches the worker over sharded pub/sub while it still waits for the first token', async () => {
+  system.model.setRespond(() => ({ kind: 'stream', chunks: ['never ', 'shown'], firstDelayMs: 20_000 }));
+  const sessions = await Promise.all(Array.from({ length: 4 }, (_, index) => createSession(system.gatewayUrls[index % 2] ?? '', `s${index}`)));
+  for (const [index, session] of sessions.entries()) {
+    const socket = await TestSocket.open(system.gatewayUrls[(index + 1) % 2] ?? '', session.token);
+    socket.send({ type: 'message', text: 'wait for it' });
+    await socket.waitFor((frame) => frame.type === 'start');
+    const started = Date.now();
+    socket.send({ type: 'stop', seq: 1 });
+    await socket.waitFor((frame) => frame.type === 'stopped', 5000);
+    assert.ok(Date.now() - started < 3000, 'stopped at once, not after the model answered');
+    socket.close();
+  }
 });

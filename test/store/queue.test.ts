@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { globalKeys } from '../../src/contracts/keys.js';
-import { enqueue, QueueConsumer, type QueueEntry } from '../../src/store/queue.js';
+import { globalKeys, partitionOf, queuePartitions } from '../../src/contracts/keys.js';
+import { enqueue, PartitionedQueue, QueueConsumer, type QueueEntry } from '../../src/store/queue.js';
 import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
 import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
 
@@ -313,4 +313,72 @@ test('malformed entries are acknowledged and dropped, by read and by claimAbando
     (await queue.pending()).map((row) => row.id),
     ids(claimed),
   );
+});
+
+test('partition keys: one partition keeps the unpartitioned names; more carry hash tags of their own', () => {
+  const prefix = 'parley:';
+  const [single] = queuePartitions(prefix, 1);
+  const keys = globalKeys(prefix);
+  assert.deepEqual(single, { index: 0, queue: keys.queue, unanswered: keys.unanswered, cancelChannel: keys.cancelChannel });
+  const partitions = queuePartitions(prefix, 8);
+  assert.deepEqual(partitions[3], { index: 3, queue: 'parley:queue:{p3}', unanswered: 'parley:unanswered:{p3}', cancelChannel: 'parley:cancel:{p3}' });
+  // The session key pattern (<prefix>{*}:*) must not match them.
+  assert.ok(partitions.every((partition) => !partition.queue.startsWith(`${prefix}{`)));
+  // A session always maps to the same partition, and sessions spread over all of them.
+  const tokens = Array.from({ length: 400 }, () => randomUUID());
+  assert.ok(tokens.every((token) => partitionOf(token, 8) === partitionOf(token, 8)));
+  assert.equal(new Set(tokens.map((token) => partitionOf(token, 8))).size, 8);
+});
+
+test('a partitioned queue: blocking reads on every partition at once, acks, heartbeats and take-over per partition', async () => {
+  const prefix = randomPrefix();
+  prefixes.push(prefix);
+  const partitions = queuePartitions(prefix, 3);
+  const { group } = globalKeys(prefix);
+  const consumer = async (name: string) => {
+    const own = await Promise.all(
+      partitions.map(async () => {
+        const reader = redis.duplicate();
+        await reader.connect();
+        readers.push(reader);
+        return reader;
+      }),
+    );
+    const queue = new PartitionedQueue(redis, own, partitions, group, name);
+    await queue.ensureGroups();
+    return queue;
+  };
+  const dead = await consumer('dead');
+  const rescuer = await consumer('rescuer');
+
+  // All three block at once; an entry on the last partition wakes only its own read.
+  const started = Date.now();
+  const reads = partitions.map((partition) => dead.read(partition.index, 10, 1500));
+  await sleep(100);
+  const token = randomUUID();
+  await enqueue(redis, partitions[2]?.queue ?? '', token);
+  const third = await reads[2];
+  assert.ok(Date.now() - started < 1200, 'the read of the busy partition woke at once');
+  assert.deepEqual(
+    third?.map((entry) => [entry.token, entry.partition]),
+    [[token, 2]],
+  );
+  assert.deepEqual(await Promise.all(reads.slice(0, 2)), [[], []]);
+  await dead.ack(third ?? []);
+
+  // One entry per partition, read by the consumer that then dies.
+  for (const partition of partitions) await enqueue(redis, partition.queue, randomUUID());
+  const held = (await Promise.all(partitions.map((partition) => dead.read(partition.index, 10, 50)))).flat();
+  assert.equal(held.length, 3);
+  await sleep(150);
+  await dead.heartbeat(held.slice(0, 1));
+  const claimed = await rescuer.claimAbandoned(100, 10);
+  assert.deepEqual(
+    claimed.map((entry) => entry.id).sort(),
+    held.slice(1).map((entry) => entry.id).sort(),
+    'the renewed entry stays; the others are taken over from their own partitions',
+  );
+  await rescuer.ack(claimed);
+  await dead.ack(held.slice(0, 1));
+  for (const partition of partitions) assert.equal((await redis.xPending(partition.queue, group)).pending, 0, `partition ${partition.index} fully acknowledged`);
 });

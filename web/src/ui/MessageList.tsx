@@ -46,7 +46,9 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
     if (element === null) return;
     pinned.current = true;
     setBehind(false);
-    element.scrollTo({ top: element.scrollHeight, behavior: 'smooth' });
+    // At once, not smoothly: the scroll events of an animation would read as the user scrolling
+    // up and unpin the view while the answer keeps growing.
+    element.scrollTop = element.scrollHeight;
   };
 
   let unfinishedBefore = 0;
