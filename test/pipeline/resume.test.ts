@@ -51,7 +51,7 @@ test('reconnecting mid-answer to the other gateway: no gap, no duplicate', async
   await second.waitFor((frame) => frame.type === 'done', 15_000);
 
   const seenBefore = first.frames.filter((frame) => typeof frame.eventId === 'string');
-  const seenAfter = second.frames.filter((frame) => typeof frame.eventId === 'string');
+  const seenAfter = framesAfterResumed(second).filter((frame) => typeof frame.eventId === 'string');
   const ids = [...seenBefore, ...seenAfter].map(eventIdOf);
   assert.equal(new Set(ids).size, ids.length, 'no event twice');
   const text = [...seenBefore, ...seenAfter]
