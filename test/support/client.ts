@@ -39,13 +39,18 @@ export class TestSocket {
   closeCode: number | undefined;
   closeReason = '';
   private waiters: Array<() => void> = [];
+  /** Frame counts when each resume was sent: frames from there to its `resumed` are superseded. */
+  private readonly resumesSentAt: number[] = [];
+  private readonly superseded = new Set<Frame>();
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
       const text = String(data);
       this.raw.push(text);
       try {
-        this.frames.push(JSON.parse(text) as Frame);
+        const frame = JSON.parse(text) as Frame;
+        if (frame.type === 'resumed') for (const stale of this.frames.slice(this.resumesSentAt.shift() ?? this.frames.length)) this.superseded.add(stale);
+        this.frames.push(frame);
       } catch {
         this.frames.push({ type: '<not json>', text });
       }
@@ -71,6 +76,7 @@ export class TestSocket {
   }
 
   send(frame: unknown): void {
+    if (typeof frame === 'object' && frame !== null && (frame as Frame).type === 'resume') this.resumesSentAt.push(this.frames.length);
     this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
   }
 
@@ -108,10 +114,14 @@ export class TestSocket {
     return { code: this.closeCode ?? 0, reason: this.closeReason };
   }
 
-  /** The answer of each turn as a streaming client reconstructs it: deltas after the latest start. */
+  /**
+   * The answer of each turn as a streaming client reconstructs it: deltas after the latest start,
+   * leaving out events that a later `resumed` superseded (they come again after it).
+   */
   answers(): Map<number, string> {
     const texts = new Map<number, string>();
     for (const frame of this.frames) {
+      if (this.superseded.has(frame)) continue;
       const seq = Number(frame.seq);
       if (frame.type === 'start') texts.set(seq, '');
       if (frame.type === 'delta') texts.set(seq, (texts.get(seq) ?? '') + String(frame.text));
