@@ -31,8 +31,8 @@ class FileServer {
   readonly ranges: (string | undefined)[] = [];
   probes = 0;
   behaviour: (request: number) => 'serve' | 'cut' | 404 | 500 = () => 'serve';
-  /** Bytes sent so far, to cut a download in the middle from the test. */
-  sent = 0;
+  /** Delay before answering a download request, so that a download takes long enough to overlap another start. */
+  delayMs = 0;
   private server: Server | undefined;
 
   async start(): Promise<string> {
@@ -54,6 +54,14 @@ class FileServer {
     if (request.headers.range === PROBE) this.probes++;
     else this.ranges.push(request.headers.range);
     const action = request.headers.range === PROBE ? 'serve' : this.behaviour(this.ranges.length);
+    if (request.headers.range !== PROBE && this.delayMs > 0) {
+      setTimeout(() => this.answer(request, response, action), this.delayMs);
+      return;
+    }
+    this.answer(request, response, action);
+  };
+
+  private answer(request: IncomingMessage, response: ServerResponse, action: 'serve' | 'cut' | 404 | 500): void {
     if (action === 404 || action === 500) {
       response.writeHead(action).end('no');
       return;
@@ -66,15 +74,13 @@ class FileServer {
     else response.writeHead(200, headers);
     const body = FILE.subarray(start, end + 1);
     if (action === 'serve') {
-      this.sent += body.length;
       response.end(body);
       return;
     }
     // Half of what was asked for, then the connection dies.
     const half = body.subarray(0, Math.floor(body.length / 2));
-    this.sent += half.length;
     response.write(half, () => setTimeout(() => response.destroy(), 20));
-  };
+  }
 }
 
 describe('model files', () => {
@@ -243,19 +249,30 @@ describe('model files', () => {
     assert.equal(existsSync(`${path}.lock`), false);
   });
 
+  const pull = (env: Record<string, string> = {}) =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../../src/providers/local/pull.ts', import.meta.url))], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      env: { ...process.env, LLM_MODEL_PATH: '', LLM_MODEL_URI: URI, LLM_MODEL_SHA256: SHA256, MODELS_DIR: modelsDir, HF_ENDPOINT: endpoint, ...env },
+    });
+
+  it('lets one of two processes started at once download while the other waits for its file', async () => {
+    // Longer than the two processes' start-up times differ, so that both find no file and one finds the lock.
+    server.delayMs = 1500;
+    const [first, second] = await Promise.all([pull(), pull()]);
+    const path = modelFileLocation(config(), endpoint);
+    assert.deepEqual([first.stdout, second.stdout], [`${path}\n`, `${path}\n`]);
+    assert.equal([first.stderr, second.stderr].filter((stderr) => stderr.includes('is already downloaded')).length, 1);
+    assert.equal(server.probes, 1, 'one download only');
+    assert.deepEqual(await readFile(path), FILE);
+  });
+
   it('npm run model:pull shows progress on stderr, prints the path and exits non-zero on failure', async () => {
-    const pull = fileURLToPath(new URL('../../../src/providers/local/pull.ts', import.meta.url));
-    const run = (env: Record<string, string>) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', pull], {
-        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-        env: { ...process.env, LLM_MODEL_PATH: '', LLM_MODEL_URI: URI, LLM_MODEL_SHA256: SHA256, MODELS_DIR: modelsDir, HF_ENDPOINT: endpoint, ...env },
-      });
-    const { stdout, stderr } = await run({});
+    const { stdout, stderr } = await pull();
     assert.equal(stdout, `${modelFileLocation(config(), endpoint)}\n`);
     assert.match(stderr, /\[#{30}\] 100\.0% {2}12\.6\/12\.6 MB {2}[\d.]+ MB\/s/);
     assert.match(stderr, new RegExp(`sha256 ${SHA256}`));
 
-    await assert.rejects(run({ LLM_MODEL_URI: 'hf:test-owner/test-repo/missing.gguf' }), (error: { code?: number; stderr?: string }) => {
+    await assert.rejects(pull({ LLM_MODEL_URI: 'hf:test-owner/test-repo/missing.gguf' }), (error: { code?: number; stderr?: string }) => {
       assert.equal(error.code, 1);
       assert.match(error.stderr ?? '', /HTTP 404/);
       return true;
