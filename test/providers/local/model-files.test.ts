@@ -14,7 +14,7 @@ import { ErrorCodes, ModelError } from '../../../src/contracts/errors.js';
 import { modelFileLocation, parseModelUri, resolveModelFile, type ModelFileConfig } from '../../../src/providers/local/model-files.js';
 
 const MiB = 1024 * 1024;
-// Larger than ipull's 5 MiB chunk, the unit it resumes from.
+// Larger than ipull's 5 MiB chunk, the unit it fetches (and fetches again after a cut).
 const FILE = randomBytes(12 * MiB + 123);
 const SHA256 = createHash('sha256').update(FILE).digest('hex');
 const URI = 'hf:test-owner/test-repo/model-q4.gguf';
