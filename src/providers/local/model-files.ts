@@ -1,9 +1,9 @@
 /**
  * Where the local model's GGUF file comes from: a path on disk (`LLM_MODEL_PATH`) or a download,
- * done once into the models folder. The downloader is written by hand on `fetch` because it is
- * small and its behaviour is product behaviour: it resumes a cut download from its `.part` file with
- * an HTTP Range request, checks the SHA-256 when one is configured, and only renames the file into
- * place when it is complete, so a half-written file is never mistaken for a model.
+ * done once into the models folder. The transfer itself is node-llama-cpp's downloader (ipull:
+ * parallel connections, retries of a cut connection per 5 MiB chunk). What stays here is
+ * Parley's: where the file lives, the optional SHA-256 check, one writer per file across processes,
+ * and errors that say what to do.
  *
  * Accepted `LLM_MODEL_URI` forms:
  *   - `hf:<owner>/<repo>/<path/to/file.gguf>` → `<endpoint>/<owner>/<repo>/resolve/main/<path>`
@@ -11,15 +11,17 @@
  *   - `https://…/file.gguf` (or `http://`) → downloaded as is (a Hugging Face `/blob/` page link is
  *     turned into its `/resolve/` download link)
  * The endpoint is https://huggingface.co unless the `hfEndpoint` option (config `HF_ENDPOINT`, the
- * variable Hugging Face's own tools read, e.g. for a mirror) says otherwise.
+ * variable Hugging Face's own tools read, e.g. for a mirror) says otherwise. The URI is parsed here,
+ * not by node-llama-cpp, because the file's place (`<modelsDir>/<owner>/<repo>/<file>`) must be known
+ * before any network access: `model:pull` prints it, and a cached file is used without asking a server.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createModelDownloader } from 'node-llama-cpp';
 import type { ModelConfig } from '../../config/config.js';
 import { ErrorCodes, ModelError } from '../../contracts/errors.js';
 
@@ -49,21 +51,6 @@ export interface ResolveModelOptions {
   readonly hfEndpoint?: string;
   readonly onProgress?: DownloadProgress;
   readonly signal?: AbortSignal;
-  /** Tuning for tests; see DownloadOptions. */
-  readonly download?: Omit<DownloadOptions, 'sha256' | 'onProgress' | 'signal'>;
-}
-
-export interface DownloadOptions {
-  /** Expected SHA-256 (hex); a mismatch deletes the file and fails. */
-  readonly sha256?: string;
-  readonly onProgress?: DownloadProgress;
-  readonly signal?: AbortSignal;
-  /** Attempts in all, counting the first; cuts and server errors are retried (resuming). Default 5. */
-  readonly maxAttempts?: number;
-  /** Wait before retry n is n × this. Default 1000 ms. */
-  readonly retryDelayMs?: number;
-  /** A connection that delivers no byte for this long is dropped and retried. Default 60 s. */
-  readonly idleTimeoutMs?: number;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -85,9 +72,7 @@ export async function resolveModelFile(config: ModelFileConfig, options: Resolve
   // download, so its presence is proof enough; re-hashing gigabytes on every start is not worth it.
   if (await isFile(path)) return { path, origin: 'cached' };
   try {
-    const digest = await withDownloadLock(path, options.signal, () =>
-      downloadFile(source.url, path, { ...options.download, sha256, onProgress: options.onProgress, signal: options.signal }),
-    );
+    const digest = await withDownloadLock(path, options.signal, () => download(source.url, path, sha256, options));
     // No digest: another process downloaded the file while this one waited for it.
     return digest === undefined ? { path, origin: 'cached' } : { path, origin: 'downloaded', sha256: digest };
   } catch (error) {
@@ -169,7 +154,7 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 /** SHA-256 of a file, streamed (models are gigabytes). */
-export async function sha256OfFile(path: string): Promise<string> {
+async function sha256OfFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');
@@ -178,47 +163,50 @@ export async function sha256OfFile(path: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Download
 
-/** Why one attempt failed, and whether another attempt (resuming) may succeed. */
-class AttemptError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+/** A refused or unresolvable connection is reported within this time instead of being retried. */
+const PROBE_TIMEOUT_MS = 30_000;
 
 /**
- * Downloads `url` to `destination` through `<destination>.part`, resuming that file when it exists.
- * Returns the file's SHA-256. Throws a plain Error describing the failure (resolveModelFile adds the
- * advice).
+ * Downloads `url` to `destination` and returns its SHA-256. node-llama-cpp writes
+ * `<destination>.download.ipull` and renames it to `<destination>.download` when complete; only after
+ * the checksum passes is that renamed to `destination`, so the final name always means "complete and
+ * verified". Throws plain errors (resolveModelFile adds the advice).
  */
-export async function downloadFile(url: string, destination: string, options: DownloadOptions = {}): Promise<string> {
-  const partPath = `${destination}.part`;
-  const maxAttempts = options.maxAttempts ?? 5;
-  await mkdir(dirname(destination), { recursive: true });
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await downloadAttempt(url, partPath, options);
-      break;
-    } catch (error) {
-      if (options.signal?.aborted === true) throw options.signal.reason ?? error;
-      if (!(error instanceof AttemptError) || !error.retryable || attempt >= maxAttempts) throw error;
-      await delay((options.retryDelayMs ?? 1000) * attempt, options.signal);
-    }
+async function download(url: string, destination: string, sha256: string | undefined, options: ResolveModelOptions): Promise<string> {
+  await probe(url, options.signal);
+  const staged = `${destination}.download`;
+  // ipull reports on a timer, also when nothing new arrived (for seconds at 100 %); pass on changes only.
+  let reported = -1;
+  const report = (bytes: number, total: number): void => {
+    if (bytes === reported) return;
+    reported = bytes;
+    options.onProgress?.(bytes, total > 0 ? total : undefined);
+  };
+  const downloader = await createModelDownloader({
+    modelUri: url,
+    dirPath: dirname(staged),
+    fileName: basename(staged),
+    // A `.download` left by a run that died before its checksum is fetched again, not trusted.
+    skipExisting: false,
+    // A mirror given as a full URL still gets the Hugging Face token headers node-llama-cpp adds.
+    endpoints: options.hfEndpoint === undefined ? undefined : { huggingFace: options.hfEndpoint },
+    onProgress: ({ downloadedSize, totalSize }) => report(downloadedSize, totalSize),
+  });
+  await downloader.download({ signal: options.signal });
+  // On abort, download() cancels ipull and then resolves as if it had finished.
+  options.signal?.throwIfAborted();
+  // Its last timed report may fall short of the end.
+  report(downloader.totalSize, downloader.totalSize);
+  const digest = await sha256OfFile(staged);
+  if (sha256 !== undefined && digest !== sha256) {
+    await rm(staged, { force: true });
+    throw new ChecksumError(sha256, digest);
   }
-  const digest = await sha256OfFile(partPath);
-  if (options.sha256 !== undefined && digest !== options.sha256) {
-    await rm(partPath, { force: true });
-    throw new ChecksumError(options.sha256, digest);
-  }
-  await rename(partPath, destination);
+  await rename(staged, destination);
   return digest;
 }
 
-export class ChecksumError extends Error {
+class ChecksumError extends Error {
   constructor(
     readonly expected: string,
     readonly actual: string,
@@ -227,157 +215,22 @@ export class ChecksumError extends Error {
   }
 }
 
-async function downloadAttempt(url: string, partPath: string, options: DownloadOptions): Promise<void> {
-  const offset = await fileSize(partPath);
-  const idle = new AbortController();
-  const signal = options.signal === undefined ? idle.signal : AbortSignal.any([idle.signal, options.signal]);
-  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
-  let timer = setTimeout(() => idle.abort(), idleTimeoutMs);
-  const touch = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => idle.abort(), idleTimeoutMs);
-  };
+/**
+ * One plain request before handing over to ipull, which retries a refused connection 150 times over
+ * about twelve minutes: an offline machine should hear at once why, and what to do instead.
+ */
+async function probe(url: string, signal: AbortSignal | undefined): Promise<void> {
+  const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
   try {
-    const response = await request(url, offset, signal);
-    const plan = await planWrite(response, offset, partPath);
-    if (plan === 'complete') return;
-    await receiveBody(response, partPath, plan, options.onProgress, touch);
-  } catch (error) {
-    if (idle.signal.aborted && options.signal?.aborted !== true) {
-      throw new AttemptError(`no data received for ${idleTimeoutMs} ms`, true);
-    }
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function request(url: string, offset: number, signal: AbortSignal): Promise<Response> {
-  // identity: a compressed body would make Content-Length and byte offsets meaningless.
-  const headers: Record<string, string> = { 'accept-encoding': 'identity', 'user-agent': 'parley-model-downloader' };
-  if (offset > 0) headers.range = `bytes=${offset}-`;
-  try {
-    return await fetch(url, { headers, signal, redirect: 'follow' });
-  } catch (error) {
-    const code = networkErrorCode(error);
-    throw new AttemptError(describeNetworkError(error), code !== undefined && TRANSIENT_NETWORK_CODES.has(code), undefined, { cause: error });
-  }
-}
-
-interface WritePlan {
-  /** Byte position the body starts at: the `.part` size when resuming, else 0. */
-  readonly start: number;
-  readonly total: number | undefined;
-}
-
-/** Decides from the status and headers whether the body continues the `.part` file or replaces it. */
-async function planWrite(response: Response, offset: number, partPath: string): Promise<WritePlan | 'complete'> {
-  if (response.status === 206) {
-    const range = parseContentRange(response.headers.get('content-range'));
-    if (range !== undefined && range.start === offset) return { start: offset, total: range.total };
-    // A range we did not ask for: the server's idea of the file differs from ours; start over.
+    const response = await fetch(url, {
+      headers: { range: 'bytes=0-0', 'accept-encoding': 'identity' },
+      signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]),
+    });
     await response.body?.cancel();
-    await rm(partPath, { force: true });
-    throw new AttemptError(`server answered a different range (${response.headers.get('content-range') ?? 'none'}) than requested`, true, 206);
-  }
-  if (response.status === 416 && offset > 0) {
-    await response.body?.cancel();
-    const total = parseContentRange(response.headers.get('content-range'))?.total;
-    if (total === offset) return 'complete';
-    await rm(partPath, { force: true });
-    throw new AttemptError('the partial file no longer matches the server file; restarting', true, 416);
-  }
-  if (response.status === 200) {
-    // The server ignored the Range header (or there was none): the body is the whole file.
-    const length = parseLength(response.headers.get('content-length'));
-    return { start: 0, total: length };
-  }
-  await response.body?.cancel();
-  const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-  throw new AttemptError(`HTTP ${response.status} ${response.statusText}`.trim(), retryable, response.status);
-}
-
-async function receiveBody(
-  response: Response,
-  partPath: string,
-  plan: WritePlan,
-  onProgress: DownloadProgress | undefined,
-  touch: () => void,
-): Promise<void> {
-  if (response.body === null) throw new AttemptError('the server sent no body', true);
-  let received = plan.start;
-  onProgress?.(received, plan.total);
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      received += chunk.length;
-      touch();
-      onProgress?.(received, plan.total);
-      callback(null, chunk);
-    },
-  });
-  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-  const file = createWriteStream(partPath, { flags: plan.start === 0 ? 'w' : 'a' });
-  try {
-    await pipeline(body, meter, file);
   } catch (error) {
-    // What arrived is on disk; the next attempt asks for the rest.
-    throw new AttemptError(`connection lost after ${received} bytes (${describeNetworkError(error)})`, true, undefined, { cause: error });
+    if (signal?.aborted === true) throw error;
+    throw new Error(timeout.aborted ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : describeNetworkError(error), { cause: error });
   }
-  if (plan.total !== undefined && received !== plan.total) {
-    throw new AttemptError(`the connection closed after ${received} of ${plan.total} bytes`, true);
-  }
-}
-
-/** `bytes <start>-<end>/<total|*>`, validated; undefined when absent or malformed. */
-function parseContentRange(header: string | null): { start: number; total: number | undefined } | undefined {
-  const match = header === null ? null : /^bytes (?:(\d+)-(\d+)|\*)\/(\d+|\*)$/.exec(header.trim());
-  if (match === null) return undefined;
-  const start = match[1] === undefined ? -1 : Number(match[1]);
-  const end = match[2] === undefined ? -1 : Number(match[2]);
-  const total = match[3] === '*' || match[3] === undefined ? undefined : Number(match[3]);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return undefined;
-  if (total !== undefined && (!Number.isSafeInteger(total) || (end >= 0 && end >= total))) return undefined;
-  return { start, total };
-}
-
-function parseLength(header: string | null): number | undefined {
-  if (header === null || !/^\d+$/.test(header.trim())) return undefined;
-  const value = Number(header.trim());
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
-async function fileSize(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return 0;
-  }
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      signal?.removeEventListener('abort', aborted);
-      resolvePromise();
-    }
-    function aborted(): void {
-      clearTimeout(timer);
-      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    }
-    signal?.addEventListener('abort', aborted, { once: true });
-  });
-}
-
-// Connection refused or a name that does not resolve will not heal in a few seconds; a reset will.
-const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-
-function networkErrorCode(error: unknown): string | undefined {
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-  }
-  return undefined;
 }
 
 /** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is in its cause chain. */
@@ -387,6 +240,12 @@ function describeNetworkError(error: unknown): string {
     if (current.message !== '' && !messages.includes(current.message)) messages.push(current.message);
   }
   return messages.length === 0 ? String(error) : messages.join(': ');
+}
+
+/** ipull's StatusCodeError carries the HTTP status; it is not exported, so it is recognised by shape. */
+function httpStatus(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | undefined)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,7 +266,7 @@ function downloadFailure(uri: string, url: string, path: string, error: unknown)
       { cause: error },
     );
   }
-  const status = error instanceof AttemptError ? error.status : undefined;
+  const status = httpStatus(error);
   if (status === 404 || status === 401 || status === 403) {
     const why = status === 404 ? 'does not exist there' : 'needs an account or licence acceptance (gated repository)';
     return new ModelError(
@@ -433,11 +292,11 @@ function downloadFailure(uri: string, url: string, path: string, error: unknown)
 // One downloader per file
 
 /**
- * Several workers started together on a fresh machine would all append to the same `.part` file.
+ * Several workers started together on a fresh machine would all write the same files at once.
  * A lock file holding the owner's pid makes the others wait; a lock whose process is gone is stale
  * and taken over.
  */
-async function withDownloadLock(path: string, signal: AbortSignal | undefined, download: () => Promise<string>): Promise<string | undefined> {
+async function withDownloadLock(path: string, signal: AbortSignal | undefined, run: () => Promise<string>): Promise<string | undefined> {
   const lockPath = `${path}.lock`;
   await mkdir(dirname(path), { recursive: true });
   for (;;) {
@@ -446,12 +305,12 @@ async function withDownloadLock(path: string, signal: AbortSignal | undefined, d
       await rm(lockPath, { force: true });
       continue;
     }
-    await delay(500, signal);
+    await sleep(500, undefined, { signal });
     // The other process finished: its file is complete (it is renamed into place only then).
     if (await isFile(path)) return undefined;
   }
   try {
-    return (await isFile(path)) ? undefined : await download();
+    return (await isFile(path)) ? undefined : await run();
   } finally {
     await rm(lockPath, { force: true });
   }

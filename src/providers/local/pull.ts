@@ -1,8 +1,8 @@
 /**
  * `npm run model:pull`: fetches the configured local model ahead of time (for example on a machine
  * with network access, before copying the models folder to one without). Progress goes to stderr,
- * the final path to stdout, so `path=$(npm run -s model:pull)` works. Interrupting keeps the partial
- * file; running the command again resumes it.
+ * the final path to stdout, so `path=$(npm run -s model:pull)` works. An interrupted download leaves
+ * no file in place; running the command again starts it over.
  */
 import { basename } from 'node:path';
 import { loadConfig, loadDotEnv } from '../../config/config.js';
@@ -70,7 +70,7 @@ async function main(): Promise<number> {
   } catch (error) {
     bar.finish();
     if (interrupt.signal.aborted) {
-      process.stderr.write('Interrupted. The partial download is kept; run `npm run model:pull` again to resume.\n');
+      process.stderr.write('Interrupted; nothing was saved. Run `npm run model:pull` again to download the model.\n');
       return 130;
     }
     throw error;

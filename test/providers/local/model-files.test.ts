@@ -13,19 +13,27 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { ErrorCodes, ModelError } from '../../../src/contracts/errors.js';
 import { modelFileLocation, parseModelUri, resolveModelFile, type ModelFileConfig } from '../../../src/providers/local/model-files.js';
 
-const FILE = randomBytes(3 * 1024 * 1024 + 123);
+const MiB = 1024 * 1024;
+// Larger than ipull's 5 MiB chunk, the unit it fetches (and fetches again after a cut).
+const FILE = randomBytes(12 * MiB + 123);
 const SHA256 = createHash('sha256').update(FILE).digest('hex');
 const URI = 'hf:test-owner/test-repo/model-q4.gguf';
 const FILE_URL_PATH = '/test-owner/test-repo/resolve/main/model-q4.gguf';
 
 type Handler = (request: IncomingMessage, response: ServerResponse) => void;
 
-/** Serves FILE with Range support; `behaviour` may cut, stall or replace answers per request. */
+/** A range request of one byte: the reachability check made before ipull takes over. */
+const PROBE = 'bytes=0-0';
+
+/** Serves FILE with Range support; `behaviour` may cut or replace answers per download request. */
 class FileServer {
+  /** Range header of every request except the probe, in order (undefined: no Range). */
   readonly ranges: (string | undefined)[] = [];
-  behaviour: (attempt: number) => 'serve' | 'cut' | 'stall' | 'ignore-range' | 404 | 500 = () => 'serve';
+  probes = 0;
+  behaviour: (request: number) => 'serve' | 'cut' | 404 | 500 = () => 'serve';
+  /** Delay before answering a download request, so that a download takes long enough to overlap another start. */
+  delayMs = 0;
   private server: Server | undefined;
-  private readonly stalled = new Set<ServerResponse>();
 
   async start(): Promise<string> {
     this.server = createServer((request, response) => this.handle(request, response));
@@ -34,38 +42,45 @@ class FileServer {
   }
 
   async stop(): Promise<void> {
-    for (const response of this.stalled) response.destroy();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => this.server?.close(() => resolve()));
   }
 
   private readonly handle: Handler = (request, response) => {
-    if (request.url !== FILE_URL_PATH) {
+    if (!request.url?.startsWith(FILE_URL_PATH) || request.method !== 'GET') {
       response.writeHead(404).end('not found');
       return;
     }
-    this.ranges.push(request.headers.range);
-    const action = this.behaviour(this.ranges.length);
+    if (request.headers.range === PROBE) this.probes++;
+    else this.ranges.push(request.headers.range);
+    const action = request.headers.range === PROBE ? 'serve' : this.behaviour(this.ranges.length);
+    if (request.headers.range !== PROBE && this.delayMs > 0) {
+      setTimeout(() => this.answer(request, response, action), this.delayMs);
+      return;
+    }
+    this.answer(request, response, action);
+  };
+
+  private answer(request: IncomingMessage, response: ServerResponse, action: 'serve' | 'cut' | 404 | 500): void {
     if (action === 404 || action === 500) {
       response.writeHead(action).end('no');
       return;
     }
-    const match = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
-    const start = match === null || action === 'ignore-range' ? 0 : Number(match[1]);
-    const headers = { 'content-length': String(FILE.length - start), 'content-type': 'application/octet-stream' };
-    if (start > 0) response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${FILE.length - 1}/${FILE.length}` });
+    const match = /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? '');
+    const start = match === null ? 0 : Number(match[1]);
+    const end = match?.[2] === undefined || match[2] === '' ? FILE.length - 1 : Number(match[2]);
+    const headers = { 'content-length': String(end - start + 1), 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+    if (match !== null) response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${FILE.length}` });
     else response.writeHead(200, headers);
-    const body = FILE.subarray(start);
-    if (action === 'serve' || action === 'ignore-range') {
+    const body = FILE.subarray(start, end + 1);
+    if (action === 'serve') {
       response.end(body);
       return;
     }
-    // Half of what is left, then the connection dies (cut) or goes silent (stall).
-    response.write(body.subarray(0, Math.floor(body.length / 2)), () => {
-      if (action === 'cut') setTimeout(() => response.destroy(), 20);
-      else this.stalled.add(response);
-    });
-  };
+    // Half of what was asked for, then the connection dies.
+    const half = body.subarray(0, Math.floor(body.length / 2));
+    response.write(half, () => setTimeout(() => response.destroy(), 20));
+  }
 }
 
 describe('model files', () => {
@@ -80,7 +95,6 @@ describe('model files', () => {
     modelsDir,
     ...overrides,
   });
-  const fast = { retryDelayMs: 10, idleTimeoutMs: 300 };
 
   before(async () => {
     modelsDir = await mkdtemp(join(tmpdir(), 'parley-models-'));
@@ -102,7 +116,6 @@ describe('model files', () => {
     const first = await resolveModelFile(config({ modelSha256: SHA256.toUpperCase() }), {
       hfEndpoint: endpoint,
       onProgress: (bytes, total) => progress.push([bytes, total]),
-      download: fast,
     });
     assert.equal(first.origin, 'downloaded');
     assert.equal(first.path, join(modelsDir, 'test-owner', 'test-repo', 'model-q4.gguf'));
@@ -113,55 +126,70 @@ describe('model files', () => {
     assert.ok(progress.every(([, total]) => total === FILE.length));
     assert.ok(progress.every(([bytes], index) => index === 0 || bytes >= (progress[index - 1]?.[0] ?? 0)), 'progress never goes back');
     assert.deepEqual(progress.at(-1), [FILE.length, FILE.length]);
-    assert.deepEqual(await readdir(dirname(first.path)), ['model-q4.gguf'], 'no .part or .lock left behind');
+    assert.deepEqual(await readdir(dirname(first.path)), ['model-q4.gguf'], 'no .download, .ipull or .lock left behind');
 
+    const requests = server.ranges.length + server.probes;
     const second = await resolveModelFile(config(), { hfEndpoint: endpoint });
     assert.deepEqual(second, { path: first.path, origin: 'cached' });
-    assert.equal(server.ranges.length, 1, 'the cached file is not downloaded again');
+    assert.equal(server.ranges.length + server.probes, requests, 'the cached file is not downloaded again, nor checked with the server');
   });
 
-  it('resumes with a Range request after the server cuts the connection', async () => {
-    server.behaviour = (attempt) => (attempt === 1 ? 'cut' : 'serve');
-    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
-    assert.equal(server.ranges.length, 2);
-    assert.equal(server.ranges[0], undefined);
-    const resumedAt = Number(/^bytes=(\d+)-$/.exec(server.ranges[1] ?? '')?.[1]);
-    assert.ok(resumedAt > 0 && resumedAt < FILE.length, `second request resumes (${server.ranges[1]})`);
-    assert.equal(createHash('sha256').update(await readFile(result.path)).digest('hex'), SHA256);
-  });
-
-  it('resumes a .part file left by an earlier run, and restarts when the server ignores Range', async () => {
-    const path = modelFileLocation(config(), endpoint);
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(`${path}.part`, FILE.subarray(0, 1000));
-    await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
-    assert.deepEqual(server.ranges, ['bytes=1000-']);
-
-    await rm(path);
-    await writeFile(`${path}.part`, Buffer.alloc(1000, 7));
-    server.behaviour = () => 'ignore-range';
-    await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
-    assert.deepEqual(await readFile(path), FILE, 'a 200 answer replaces the partial file');
-  });
-
-  it('drops a connection that goes silent and resumes', async () => {
-    server.behaviour = (attempt) => (attempt === 1 ? 'stall' : 'serve');
-    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint, download: fast });
-    assert.equal(server.ranges.length, 2);
-    assert.match(server.ranges[1] ?? '', /^bytes=\d+-$/);
+  it('fetches a cut 5 MiB chunk again (in-process retry) and completes', async () => {
+    // Request 1 is ipull's look at the file; 2 and later fetch chunks.
+    server.behaviour = (request) => (request === 2 ? 'cut' : 'serve');
+    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint });
+    const cut = server.ranges[1];
+    assert.match(cut ?? '', /^bytes=\d+-\d+$/);
+    assert.equal(server.ranges.filter((range) => range === cut).length, 2, `the cut chunk (${cut}) is asked for again, from its start`);
     assert.deepEqual(await readFile(result.path), FILE);
   });
 
+  it('leaves nothing in place when a download is interrupted, and the next run completes', async () => {
+    const path = modelFileLocation(config(), endpoint);
+    const interrupt = new AbortController();
+    await assert.rejects(
+      resolveModelFile(config({ modelSha256: SHA256 }), {
+        hfEndpoint: endpoint,
+        signal: interrupt.signal,
+        onProgress: (bytes) => {
+          if (bytes > 0) interrupt.abort();
+        },
+      }),
+      /aborted/,
+    );
+    assert.ok(interrupt.signal.aborted);
+    assert.deepEqual(
+      (await readdir(dirname(path))).filter((name) => name === 'model-q4.gguf' || name.endsWith('.download') || name.endsWith('.lock')),
+      [],
+      'neither the model nor an unverified file nor the lock is left',
+    );
+    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint });
+    assert.equal(result.origin, 'downloaded');
+    assert.deepEqual(await readFile(path), FILE);
+  });
+
   it('retries server errors', async () => {
-    server.behaviour = (attempt) => (attempt === 1 ? 500 : 'serve');
-    await resolveModelFile(config(), { hfEndpoint: endpoint, download: fast });
-    assert.equal(server.ranges.length, 2);
+    server.behaviour = (request) => (request === 1 ? 500 : 'serve');
+    const result = await resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint });
+    assert.ok(server.ranges.length >= 2);
+    assert.deepEqual(await readFile(result.path), FILE);
+  });
+
+  it('lets one of two concurrent starts download while the other waits for its file', async () => {
+    const results = await Promise.all([
+      resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint }),
+      resolveModelFile(config({ modelSha256: SHA256 }), { hfEndpoint: endpoint }),
+    ]);
+    assert.deepEqual(results.map((result) => result.origin).sort(), ['cached', 'downloaded']);
+    assert.equal(server.probes, 1, 'one download only');
+    assert.equal(server.ranges.filter((range) => range === undefined).length, 1, 'one download only');
+    assert.deepEqual(await readFile(modelFileLocation(config(), endpoint)), FILE);
   });
 
   it('fails on a checksum mismatch and leaves no file', async () => {
     const wrong = 'ab'.repeat(32);
     await assert.rejects(
-      resolveModelFile(config({ modelSha256: wrong }), { hfEndpoint: endpoint, download: fast }),
+      resolveModelFile(config({ modelSha256: wrong }), { hfEndpoint: endpoint }),
       (error: unknown) => {
         assert.ok(error instanceof ModelError);
         assert.equal(error.code, ErrorCodes.modelUnavailable);
@@ -178,11 +206,11 @@ describe('model files', () => {
       code: ErrorCodes.modelNotConfigured,
       message: /LLM_MODEL_SHA256 must be 64 hexadecimal digits/,
     });
-    assert.equal(server.ranges.length, 0);
+    assert.equal(server.ranges.length + server.probes, 0);
   });
 
   it('explains a 404', async () => {
-    await assert.rejects(resolveModelFile(config({ modelUri: 'hf:test-owner/test-repo/missing.gguf' }), { hfEndpoint: endpoint, download: fast }), (error: unknown) => {
+    await assert.rejects(resolveModelFile(config({ modelUri: 'hf:test-owner/test-repo/missing.gguf' }), { hfEndpoint: endpoint }), (error: unknown) => {
       assert.ok(error instanceof ModelError);
       assert.equal(error.code, ErrorCodes.modelNotConfigured);
       assert.match(error.message, /HTTP 404/);
@@ -198,7 +226,7 @@ describe('model files', () => {
     const deadEndpoint = await closed.start();
     await closed.stop();
     const started = performance.now();
-    await assert.rejects(resolveModelFile(config(), { hfEndpoint: deadEndpoint, download: fast }), (error: unknown) => {
+    await assert.rejects(resolveModelFile(config(), { hfEndpoint: deadEndpoint }), (error: unknown) => {
       assert.ok(error instanceof ModelError);
       assert.equal(error.code, ErrorCodes.modelUnavailable);
       assert.ok(error.message.startsWith(`Could not download the model ${URI} from ${deadEndpoint}${FILE_URL_PATH}`), error.message);
@@ -216,24 +244,35 @@ describe('model files', () => {
     const path = modelFileLocation(config(), endpoint);
     await mkdir(dirname(path), { recursive: true });
     await writeFile(`${path}.lock`, '2147483646');
-    const result = await resolveModelFile(config(), { hfEndpoint: endpoint, download: fast });
+    const result = await resolveModelFile(config(), { hfEndpoint: endpoint });
     assert.equal(result.origin, 'downloaded');
     assert.equal(existsSync(`${path}.lock`), false);
   });
 
+  const pull = (env: Record<string, string> = {}) =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../../src/providers/local/pull.ts', import.meta.url))], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      env: { ...process.env, LLM_MODEL_PATH: '', LLM_MODEL_URI: URI, LLM_MODEL_SHA256: SHA256, MODELS_DIR: modelsDir, HF_ENDPOINT: endpoint, ...env },
+    });
+
+  it('lets one of two processes started at once download while the other waits for its file', async () => {
+    // Longer than the two processes' start-up times differ, so that both find no file and one finds the lock.
+    server.delayMs = 1500;
+    const [first, second] = await Promise.all([pull(), pull()]);
+    const path = modelFileLocation(config(), endpoint);
+    assert.deepEqual([first.stdout, second.stdout], [`${path}\n`, `${path}\n`]);
+    assert.equal([first.stderr, second.stderr].filter((stderr) => stderr.includes('is already downloaded')).length, 1);
+    assert.equal(server.probes, 1, 'one download only');
+    assert.deepEqual(await readFile(path), FILE);
+  });
+
   it('npm run model:pull shows progress on stderr, prints the path and exits non-zero on failure', async () => {
-    const pull = fileURLToPath(new URL('../../../src/providers/local/pull.ts', import.meta.url));
-    const run = (env: Record<string, string>) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', pull], {
-        cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-        env: { ...process.env, LLM_MODEL_PATH: '', LLM_MODEL_URI: URI, LLM_MODEL_SHA256: SHA256, MODELS_DIR: modelsDir, HF_ENDPOINT: endpoint, ...env },
-      });
-    const { stdout, stderr } = await run({});
+    const { stdout, stderr } = await pull();
     assert.equal(stdout, `${modelFileLocation(config(), endpoint)}\n`);
-    assert.match(stderr, /\[#{30}\] 100\.0% {2}3\.1\/3\.1 MB {2}[\d.]+ MB\/s/);
+    assert.match(stderr, /\[#{30}\] 100\.0% {2}12\.6\/12\.6 MB {2}[\d.]+ MB\/s/);
     assert.match(stderr, new RegExp(`sha256 ${SHA256}`));
 
-    await assert.rejects(run({ LLM_MODEL_URI: 'hf:test-owner/test-repo/missing.gguf' }), (error: { code?: number; stderr?: string }) => {
+    await assert.rejects(pull({ LLM_MODEL_URI: 'hf:test-owner/test-repo/missing.gguf' }), (error: { code?: number; stderr?: string }) => {
       assert.equal(error.code, 1);
       assert.match(error.stderr ?? '', /HTTP 404/);
       return true;
