@@ -47,6 +47,15 @@ const envSchema = z.object({
   MESSAGE_MAX_CHARS: int(1, 1_000_000).default(8000),
   WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
   MAX_PENDING_PER_SESSION: int(1, 10_000).default(20),
+  HISTORY_MAX_RECORDS: int(200, 1_000_000).default(1000),
+  REFRESH_MAX_MESSAGES: int(1, 1_000_000).default(200),
+  MAX_SOCKETS_PER_SESSION: int(1, 10_000).default(8),
+  // Rate limits, shared by all gateways through Redis; 0 turns one off. Per client address unless named.
+  RATE_SESSIONS_PER_MINUTE: int(0).default(20),
+  RATE_UPGRADES_PER_MINUTE: int(0).default(60),
+  RATE_MESSAGES_PER_MINUTE: int(0).default(40),
+  RATE_SESSION_MESSAGES_PER_MINUTE: int(0).default(20),
+  RATE_RESUMES_PER_MINUTE: int(0).default(20),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
   // Redis (the original's variable names are kept)
@@ -109,6 +118,20 @@ export interface RedisConfig {
   readonly isDefault: boolean;
 }
 
+/** Allowed events per minute for each limit; 0 = unlimited. */
+export interface RateLimits {
+  /** POST /token per client address. */
+  readonly sessionsPerMinute: number;
+  /** WebSocket upgrades per client address. */
+  readonly upgradesPerMinute: number;
+  /** Messages per client address (all its sessions). */
+  readonly messagesPerMinute: number;
+  /** Messages per session (all its sockets). */
+  readonly sessionMessagesPerMinute: number;
+  /** Resume frames per socket (each replays events). */
+  readonly resumesPerMinute: number;
+}
+
 export interface ModelConfig {
   readonly provider: 'openai' | 'local' | 'none';
   readonly baseUrl: string | undefined;
@@ -144,6 +167,10 @@ export interface Config {
   readonly messageMaxChars: number;
   readonly wsMaxFrameBytes: number;
   readonly maxPendingPerSession: number;
+  readonly historyMaxRecords: number;
+  readonly refreshMaxMessages: number;
+  readonly maxSocketsPerSession: number;
+  readonly rateLimits: RateLimits;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
   readonly redis: RedisConfig;
@@ -218,6 +245,10 @@ function crossFieldProblems(config: Config): string[] {
   if (config.claimIdleMs <= config.leaseMs) {
     problems.push(`CLAIM_IDLE_MS (${config.claimIdleMs}) must be greater than LEASE_MS (${config.leaseMs}), or live workers lose their work`);
   }
+  // A worker reads up to 4 × MAX_PENDING_PER_SESSION records per turn: trimming must never reach them.
+  if (config.historyMaxRecords < 4 * config.maxPendingPerSession) {
+    problems.push(`HISTORY_MAX_RECORDS (${config.historyMaxRecords}) must be at least 4 × MAX_PENDING_PER_SESSION (${4 * config.maxPendingPerSession})`);
+  }
   if (config.model.provider === 'openai' && config.model.baseUrl === undefined) {
     problems.push('LLM_PROVIDER=openai needs LLM_BASE_URL (for example https://router.huggingface.co/v1)');
   }
@@ -252,6 +283,16 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     messageMaxChars: env.MESSAGE_MAX_CHARS,
     wsMaxFrameBytes: env.WS_MAX_FRAME_BYTES,
     maxPendingPerSession: env.MAX_PENDING_PER_SESSION,
+    historyMaxRecords: env.HISTORY_MAX_RECORDS,
+    refreshMaxMessages: env.REFRESH_MAX_MESSAGES,
+    maxSocketsPerSession: env.MAX_SOCKETS_PER_SESSION,
+    rateLimits: {
+      sessionsPerMinute: env.RATE_SESSIONS_PER_MINUTE,
+      upgradesPerMinute: env.RATE_UPGRADES_PER_MINUTE,
+      messagesPerMinute: env.RATE_MESSAGES_PER_MINUTE,
+      sessionMessagesPerMinute: env.RATE_SESSION_MESSAGES_PER_MINUTE,
+      resumesPerMinute: env.RATE_RESUMES_PER_MINUTE,
+    },
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,
     redis: redisConfig(env),

@@ -11,6 +11,8 @@ export const ErrorCodes = {
   emptyMessage: 'empty_message',
   messageTooLong: 'message_too_long',
   tooManyPending: 'too_many_pending',
+  /** A rate limit refused the request; the frame carries `retryAfterMs`. */
+  rateLimited: 'rate_limited',
   invalidEventId: 'invalid_event_id',
   modelNotConfigured: 'model_not_configured',
   modelUnavailable: 'model_unavailable',

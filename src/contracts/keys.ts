@@ -26,6 +26,8 @@ export interface SessionKeys {
   readonly cancel: string;
   /** Pub/sub channel: new events of this session (payload = the event). */
   readonly live: string;
+  /** Sorted set: open sockets of this session (member = socket id, score = last seen, ms). */
+  readonly sockets: string;
 }
 
 export function sessionKeys(prefix: string, token: string): SessionKeys {
@@ -39,6 +41,7 @@ export function sessionKeys(prefix: string, token: string): SessionKeys {
     lease: `${base}lease`,
     cancel: `${base}cancel`,
     live: `${base}live`,
+    sockets: `${base}sockets`,
   };
 }
 

@@ -11,6 +11,8 @@ export const STREAMING_SUBPROTOCOL = 'parley.v1';
 
 /** Close code and reason for a missing, unknown or expired token (kept from the original). */
 export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
+/** Close code for a socket beyond MAX_SOCKETS_PER_SESSION: retry later (another one may close). */
+export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open connections to this session' } as const;
 /** Close code the gateway uses when it shuts down: the client should reconnect (to any gateway). */
 export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
 
@@ -88,7 +90,7 @@ export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
-  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string }
+  | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string; retryAfterMs?: number }
   | { type: 'reset'; reason: string }
   | { type: 'pong' };
 

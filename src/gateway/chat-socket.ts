@@ -6,8 +6,10 @@
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
+import { randomUUID } from 'node:crypto';
 import {
   CLIENT_FRAME_TYPES,
+  CLOSE_TOO_MANY_SOCKETS,
   CLOSE_UNAUTHENTICATED,
   STREAMING_SUBPROTOCOL,
   clientFrameSchema,
@@ -19,9 +21,11 @@ import {
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
 import { compareEventIds, type SessionStore } from '../store/session-store.js';
+import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
+import type { GatewayLimits, Limit } from './limits.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -36,6 +40,8 @@ export interface ChatDependencies {
   readonly pipelineWakeUp: boolean;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  readonly limits: GatewayLimits;
+  readonly sockets: SocketRegistry;
 }
 
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
@@ -48,6 +54,8 @@ class FrameError extends Error {
     message: string,
     /** The rejected message's clientId, echoed so the client knows which one it was. */
     readonly clientId?: string,
+    /** For rate_limited: when the client may try again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -62,12 +70,18 @@ export class ChatConnection implements LiveListener {
   /** Plain mode: text of answers seen from their start, so a finished answer needs no read. */
   private readonly plainAnswers = new Map<number, string>();
   private closed = false;
+  private readonly socketId = randomUUID();
+  private readonly resumes: Limit;
+  private renewTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly token: string,
+    /** The client's address (X-Forwarded-For behind a trusted proxy), for per-address limits. */
+    private readonly address: string,
     private readonly deps: ChatDependencies,
   ) {
+    this.resumes = deps.limits.resumes();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => void this.onClose());
@@ -88,9 +102,16 @@ export class ChatConnection implements LiveListener {
     this.ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
   }
 
-  /** Subscribe first, then read where the session stands: no event can fall in between. */
+  /** Take a place among the session's sockets, subscribe, then read where the session stands. */
   private async setUp(): Promise<void> {
-    const { hub, store } = this.deps;
+    const { hub, store, sockets } = this.deps;
+    if (!(await sockets.join(this.token, this.socketId))) {
+      this.ws.close(CLOSE_TOO_MANY_SOCKETS.code, CLOSE_TOO_MANY_SOCKETS.reason);
+      return;
+    }
+    this.renewTimer = setInterval(() => void sockets.renew(this.token, this.socketId).catch(() => undefined), SOCKET_REFRESH_MS);
+    this.renewTimer.unref();
+    // Subscribe first, then read the state: no event can fall in between.
     await hub.add(this.token, this);
     const state = await store.touch(this.token);
     if (state === null) {
@@ -115,7 +136,7 @@ export class ChatConnection implements LiveListener {
     this.inbound = this.inbound
       .then(() => (this.cursor === undefined ? undefined : this.handle(data, isBinary)))
       .catch((error: unknown) => {
-        if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId);
+        if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId, error.retryAfterMs);
         else this.fail(error);
       });
   }
@@ -132,6 +153,8 @@ export class ChatConnection implements LiveListener {
         await this.deps.store.requestStop(this.token, this.deps.cancelChannel, frame.seq);
         return;
       case 'resume': {
+        // Each resume replays events: a client may not make the gateway replay without end.
+        await this.limited(this.resumes, 'socket', 'Too many resume requests');
         // An id newer than the session's newest event was never sent by this session (another
         // session's id, a made-up one): resuming after it would silently skip every future event.
         const state = await this.deps.store.touch(this.token);
@@ -156,8 +179,10 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
-    const { store, queueKey, pipelineWakeUp } = this.deps;
-    const result = await store.accept(this.token, text, clientId, { queueKey, pipelined: pipelineWakeUp });
+    const { store, queueKey, pipelineWakeUp, limits } = this.deps;
+    await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
+    await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
+    const result = await store.accept(this.token, text, clientId, { queueKey, inScript: pipelineWakeUp });
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
@@ -189,9 +214,24 @@ export class ChatConnection implements LiveListener {
     }
   }
 
-  private reject(code: ErrorCode, message: string, clientId?: string): void {
+  /** Throws a rate_limited FrameError when `limit` refuses `key`. */
+  private async limited(limit: Limit, key: string, what: string, clientId?: string): Promise<void> {
+    const waitMs = await limit.take(key);
+    if (waitMs === null) return;
+    throw new FrameError(ErrorCodes.rateLimited, `${what}: try again in ${Math.ceil(waitMs / 1000)} s.`, clientId, waitMs);
+  }
+
+  private reject(code: ErrorCode, message: string, clientId?: string, retryAfterMs?: number): void {
     this.deps.metrics.rejected.inc({ code });
-    this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
+    const frame: ServerFrame = {
+      type: 'error',
+      code,
+      message,
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
+    // Plain-mode clients render `msg` of whatever arrives.
+    this.sendJson(this.mode === 'plain' ? { ...frame, msg: message } : frame);
   }
 
   private fail(error: unknown): void {
@@ -216,7 +256,9 @@ export class ChatConnection implements LiveListener {
   private async onClose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.renewTimer);
     this.deps.metrics.sockets.dec({ mode: this.mode });
+    await this.deps.sockets.leave(this.token, this.socketId).catch(() => undefined);
     await this.deps.hub.remove(this.token, this).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed'));
   }
 }

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { SessionStore } from '../store/session-store.js';
+import { retryAfterSeconds, type Limit } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface RouteDependencies {
@@ -12,6 +13,8 @@ export interface RouteDependencies {
   readonly metrics: GatewayMetrics;
   readonly nameMaxChars: number;
   readonly ping: () => Promise<void>;
+  /** Session creation per client address. */
+  readonly limitSessions: Limit;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
@@ -39,6 +42,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   app.post('/token', async (request, reply) => {
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
+    const waitMs = await deps.limitSessions.take(request.ip);
+    if (waitMs !== null) {
+      return reply
+        .code(429)
+        .header('Retry-After', retryAfterSeconds(waitMs))
+        .send({ detail: `Too many new sessions from your address: try again in ${retryAfterSeconds(waitMs)} s`, retryAfterMs: waitMs });
+    }
     const session = await deps.store.create(name);
     deps.metrics.sessions.inc();
     const { last_event_id: _unused, ...original } = session;

@@ -14,11 +14,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
 import { globalKeys, isValidToken } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/protocol.js';
-import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
+import { SocketRegistry } from '../store/socket-registry.js';
 import type { Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
+import { createLimits, retryAfterSeconds, upgradeAddress } from './limits.js';
 import { LiveHub } from './live-hub.js';
 import { GatewayMetrics } from './metrics.js';
 
@@ -123,23 +125,55 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
   return timer;
 }
 
-function routeUpgrades(app: FastifyInstance, wss: WebSocketServer, deps: ChatDependencies): void {
+function routeUpgrades(app: FastifyInstance, wss: WebSocketServer, deps: ChatDependencies, trustProxy: boolean): void {
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(request.url ?? '/', 'http://gateway');
     if (url.pathname !== '/chat') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => {
-      const token = url.searchParams.get('token');
-      if (!isValidToken(token)) {
-        ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
-        return;
-      }
-      wss.emit('connection', ws, request);
-      new ChatConnection(ws, token, deps);
-    });
+    const address = upgradeAddress(request, trustProxy);
+    deps.limits.upgrades.take(address).then(
+      (waitMs) => {
+        if (waitMs === null) accept(wss, request, socket, head, url, address, deps);
+        else socket.end(`HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${retryAfterSeconds(waitMs)}\r\nConnection: close\r\n\r\n`);
+      },
+      (error: unknown) => {
+        deps.logger.error({ err: error }, 'upgrade failed');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      },
+    );
   });
+}
+
+function accept(wss: WebSocketServer, request: IncomingMessage, socket: Duplex, head: Buffer, url: URL, address: string, deps: ChatDependencies): void {
+  wss.handleUpgrade(request, socket, head, (ws) => {
+    const token = url.searchParams.get('token');
+    if (!isValidToken(token)) {
+      ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
+      return;
+    }
+    wss.emit('connection', ws, request);
+    new ChatConnection(ws, token, address, deps);
+  });
+}
+
+/**
+ * Parley's state must never be evicted (a lost lease or queue entry loses answers), and Redis must
+ * not grow without bound: BullMQ's advice is maxmemory with the noeviction policy. Managed Redis
+ * may refuse CONFIG GET; that is not worth a warning.
+ */
+async function warnAboutEviction(redis: RedisClient, logger: Logger): Promise<void> {
+  try {
+    const config = await redis.configGet(['maxmemory', 'maxmemory-policy']);
+    if (config.maxmemory === '0') logger.warn('Redis has no maxmemory: a flood can grow it until the machine runs out of memory; set maxmemory');
+    const policy = config['maxmemory-policy'];
+    if (policy !== undefined && policy !== 'noeviction') {
+      logger.warn({ policy }, 'Redis may evict keys (maxmemory-policy is not noeviction): sessions, leases and queue entries could vanish');
+    }
+  } catch {
+    // CONFIG is often disabled on managed services.
+  }
 }
 
 export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
@@ -152,12 +186,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     sessionTtlSeconds: config.sessionTtlSeconds,
     eventsMaxLen: config.eventsMaxLen,
     maxPendingPerSession: config.maxPendingPerSession,
+    historyMaxRecords: config.historyMaxRecords,
+    refreshMaxMessages: config.refreshMaxMessages,
   });
+  const limits = createLimits(redis, config.keyPrefix, config.rateLimits);
+  void warnAboutEviction(redis, logger);
   const sweepMs = Math.min(30_000, Math.max(250, (config.sessionTtlSeconds * 1000) / 4));
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
-  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, ping: async () => void (await redis.ping()) });
+  registerRoutes(app, { store, metrics, nameMaxChars: config.nameMaxChars, ping: async () => void (await redis.ping()), limitSessions: limits.sessions });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -175,7 +213,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     pipelineWakeUp: !config.redis.cluster,
     logger,
     metrics,
-  });
+    limits,
+    sockets: new SocketRegistry(redis, { prefix: config.keyPrefix, maxPerSession: config.maxSocketsPerSession, sessionTtlSeconds: config.sessionTtlSeconds }),
+  }, config.trustProxy);
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

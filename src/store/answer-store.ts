@@ -9,7 +9,8 @@ import type { ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
 import type { RedisClient } from './redis.js';
-import { appendDelta, finishTurn, renewLease, runSessionScript, startTurn, type LuaScript, type SessionScriptOptions } from './scripts.js';
+import { compareEventIds } from './session-store.js';
+import { appendDelta, finishTurn, markWake, renewLease, runSessionScript, startTurn, type LuaScript, type SessionScriptOptions } from './scripts.js';
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
@@ -57,11 +58,29 @@ export class AnswerStore {
   }
 
   /**
-   * Gives the session back (shutdown): the next worker to take the lease starts the turn over. It
-   * is the renewal script with a 1 ms lifetime, so it only ever shortens a lease this owner holds.
+   * Gives the session back (shutdown, or yielding to waiting sessions): the next worker to take
+   * the lease starts the next turn at once. It is the renewal script with a lifetime of 0, which
+   * deletes the lease (a 1 ms lease would still refuse a worker that takes the session back within
+   * that millisecond, and that worker would drop its wake-up), and only ever a lease this owner holds.
    */
   async releaseLease(token: string, owner: string): Promise<void> {
-    await this.run(renewLease, token, [owner, '1']);
+    await this.run(renewLease, token, [owner, '0']);
+  }
+
+  /**
+   * True when a newer queue entry for the session exists ("wake" in the session hash). An entry
+   * only says "this session has work"; whoever takes the newer one answers every message this one
+   * announced, so this one needs no work of its own. A backlog of N messages then holds one place
+   * in the queue, not N.
+   */
+  async isStaleWake(token: string, entryId: string): Promise<boolean> {
+    const newest = await this.redis.hGet(sessionKeys(this.options.prefix, token).session, 'wake');
+    return newest !== null && newest !== undefined && compareEventIds(entryId, newest) < 0;
+  }
+
+  /** Records a queue entry just added for the session as its newest (see isStaleWake). */
+  async markWake(token: string, entryId: string): Promise<void> {
+    await this.run(markWake, token, [entryId]);
   }
 
   async startTurn(token: string, owner: string): Promise<StartTurnResult> {

@@ -29,9 +29,9 @@ function toEntries(messages: ReadonlyArray<{ id: string; message: Record<string,
   return { valid, invalid };
 }
 
-/** Gateway side: wakes a worker for the session. */
-export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<void> {
-  await redis.xAdd(queueKey, '*', { t: token });
+/** Wakes a worker for the session; returns the entry's id. */
+export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<string> {
+  return redis.xAdd(queueKey, '*', { t: token });
 }
 
 /** Worker side of the queue. `reader` must be a connection of its own: XREADGROUP blocks. */
@@ -75,6 +75,17 @@ export class QueueConsumer {
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.redis.xAck(this.queueKey, this.group, [...ids]);
+  }
+
+  /**
+   * True when the queue holds entries no worker has read yet: other sessions wait for a slot.
+   * (The newest entry is never trimmed while unread: trimming keeps everything after the last read.)
+   */
+  async hasUnread(): Promise<boolean> {
+    const [groups, newest] = await Promise.all([this.redis.xInfoGroups(this.queueKey), this.redis.xRevRange(this.queueKey, '+', '-', { COUNT: 1 })]);
+    const group = groups.find((candidate) => String(candidate.name) === this.group);
+    const newestId = newest?.[0]?.id;
+    return group !== undefined && newestId !== undefined && newestId !== String(group['last-delivered-id']);
   }
 
   /** Drops entries every consumer has acknowledged, so the queue stays as long as the backlog. */

@@ -1,7 +1,9 @@
 /**
- * One worker's turn at one session: while it holds the session's lease it answers every
- * unanswered turn, oldest first, each seeing the answers before it. Streams the answer in
- * batches and commits it exactly once; a stop request, a lost lease or a shutdown end it early.
+ * One worker's turn at one session: while it holds the session's lease it answers the unanswered
+ * turns, oldest first, each seeing the answers before it, until none is left or other sessions
+ * wait for a slot (then it yields after the answer it committed, so sessions take turns). Streams
+ * the answer in batches and commits it exactly once; a stop request, a lost lease or a shutdown
+ * end it early.
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCodes, ParleyError } from '../contracts/errors.js';
@@ -25,9 +27,14 @@ export interface DrainDependencies {
   readonly provider: ModelProvider;
   readonly settings: DrainSettings;
   readonly logger: Logger;
+  /** True when other sessions wait for a worker slot: the drain then yields after each answer. */
+  readonly othersWaiting: () => Promise<boolean>;
 }
 
-/** Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back. */
+/**
+ * Why a drain ended: nothing left, another worker owns the session, it expired, or we gave it back
+ * (shutdown, or yielding to waiting sessions: either way the session goes to the back of the queue).
+ */
 export type DrainEnd = 'drained' | 'lost' | 'expired' | 'handed-back';
 
 interface TurnResult {
@@ -84,6 +91,7 @@ export class SessionDrain {
       if (status === 'expired') return 'expired';
       if (status !== 'ok') return 'lost';
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
+      if (await this.deps.othersWaiting()) return 'handed-back';
     }
   }
 

@@ -146,6 +146,7 @@ class Worker {
         flushMaxChars: this.config.flushMaxChars,
       },
       logger: this.logger,
+      othersWaiting: () => this.queue.hasUnread().catch(() => false),
     });
     const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
     this.active.set(entry.token, active);
@@ -160,6 +161,14 @@ class Worker {
       if (this.active.get(entry.token) === active) this.active.delete(entry.token);
     };
     try {
+      if (await this.store.isStaleWake(entry.token, entry.id)) {
+        // Checked again after the wait, and detached at once: an entry attached meanwhile needs a drain.
+        if (active.entries.length === 1) {
+          detach();
+          await this.queue.ack([entry.id]);
+          return;
+        }
+      }
       // Sent together on one connection: Redis runs the lease request first, and the drain's first
       // startTurn answers "lost" when another worker holds the session (that worker will see this
       // message before it lets go). One round trip instead of two before the model is asked.
@@ -183,8 +192,13 @@ class Worker {
   private async settle(token: string, active: ActiveDrain, end: DrainEnd): Promise<void> {
     const uncovered = active.entries.some((attached) => attached.startsBefore >= active.drain.startsSent);
     if (end === 'handed-back') await this.store.releaseLease(token, active.drain.owner);
-    if (end === 'handed-back' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.keys.queue, token);
+    if (end === 'handed-back' || (uncovered && end !== 'expired')) await this.requeue(token);
     await this.queue.ack(active.entries.map((attached) => attached.id));
+  }
+
+  /** Puts the session at the back of the queue; older entries of it become redundant (isStaleWake). */
+  private async requeue(token: string): Promise<void> {
+    await this.store.markWake(token, await enqueue(this.redis, this.keys.queue, token));
   }
 
   private async keepAlive(): Promise<void> {
