@@ -76,6 +76,7 @@ const envSchema = z.object({
   FLUSH_INTERVAL_MS: int(1, 10_000).default(50),
   FLUSH_MAX_CHARS: int(1, 1_000_000).default(512),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  MAX_ACTIVE_PER_ADDRESS: int(0, 10_000).default(2),
   // Language model
   LLM_PROVIDER: z.enum(['openai', 'local', 'none']).optional(),
   LLM_BASE_URL: optionalString.pipe(z.url({ error: 'expected a URL such as http://localhost:11434/v1' }).optional()),
@@ -183,6 +184,8 @@ export interface Config {
   readonly flushIntervalMs: number;
   readonly flushMaxChars: number;
   readonly shutdownGraceMs: number;
+  /** Sessions of one client address answered at once, over all workers; 0 = no cap. */
+  readonly maxActivePerAddress: number;
   readonly model: ModelConfig;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly logFormat: Env['LOG_FORMAT'];
@@ -305,6 +308,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     flushIntervalMs: env.FLUSH_INTERVAL_MS,
     flushMaxChars: env.FLUSH_MAX_CHARS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    maxActivePerAddress: env.MAX_ACTIVE_PER_ADDRESS,
     model,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,

@@ -54,6 +54,8 @@ export interface GlobalKeys {
   readonly cancelChannel: string;
   /** Key pattern that matches every key of every session (for operations and tests). */
   readonly sessionPattern: string;
+  /** Sorted set per client address: drains answering its sessions (member = drain, score = expiry). */
+  addressSlots(address: string): string;
 }
 
 export function globalKeys(prefix: string): GlobalKeys {
@@ -62,5 +64,6 @@ export function globalKeys(prefix: string): GlobalKeys {
     group: `${prefix}workers`,
     cancelChannel: `${prefix}cancel`,
     sessionPattern: `${prefix}{*}:*`,
+    addressSlots: (address) => `${prefix}addr:${address}`,
   };
 }

@@ -182,7 +182,7 @@ export class ChatConnection implements LiveListener {
     const { store, queueKey, pipelineWakeUp, limits } = this.deps;
     await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
     await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
-    const result = await store.accept(this.token, text, clientId, { queueKey, inScript: pipelineWakeUp });
+    const result = await store.accept(this.token, text, clientId, { queueKey, inScript: pipelineWakeUp }, this.address);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);

@@ -68,14 +68,14 @@ export class AnswerStore {
   }
 
   /**
-   * True when a newer queue entry for the session exists ("wake" in the session hash). An entry
-   * only says "this session has work"; whoever takes the newer one answers every message this one
-   * announced, so this one needs no work of its own. A backlog of N messages then holds one place
-   * in the queue, not N.
+   * Whether a newer queue entry for the session exists ("wake" in the session hash), and the
+   * client address of its newest message. An entry only says "this session has work"; whoever takes
+   * the newer one answers every message this one announced, so a stale one needs no work of its
+   * own. A backlog of N messages then holds one place in the queue, not N.
    */
-  async isStaleWake(token: string, entryId: string): Promise<boolean> {
-    const newest = await this.redis.hGet(sessionKeys(this.options.prefix, token).session, 'wake');
-    return newest !== null && newest !== undefined && compareEventIds(entryId, newest) < 0;
+  async wakeState(token: string, entryId: string): Promise<{ stale: boolean; address: string | undefined }> {
+    const [newest, address] = await this.redis.hmGet(sessionKeys(this.options.prefix, token).session, ['wake', 'addr']);
+    return { stale: typeof newest === 'string' && compareEventIds(entryId, newest) < 0, address: address || undefined };
   }
 
   /** Records a queue entry just added for the session as its newest (see isStaleWake). */

@@ -10,7 +10,8 @@
  * Session hash fields: name, start, seq (last accepted turn), answered (last answered turn),
  * last (id of the newest event), done (id of the newest terminal event), aturn/attempt (attempt
  * counter of the turn being answered), wake (id of a recent queue entry for the session: any
- * older entry is redundant, see staleWake in answer-store.ts).
+ * older entry is redundant, see AnswerStore.wakeState), addr (client address of the newest
+ * message, for the per-address cap on answers in progress).
  */
 import { createHash } from 'node:crypto';
 import { sessionKeys } from '../contracts/keys.js';
@@ -63,7 +64,7 @@ function script(name: string, body: string): LuaScript {
 /**
  * Stores a human message as the next turn and, on a single Redis node, wakes a worker.
  * ARGV[4] message id  ARGV[5] text  ARGV[6] timestamp  ARGV[7] clientId or ""  ARGV[8] max pending
- * ARGV[9] session token  ARGV[10] stored history cap (records)
+ * ARGV[9] session token  ARGV[10] stored history cap (records)  ARGV[11] sender's client address
  * KEYS[8] (single node only) the work queue: its entry is added here, only for an accepted
  * message, so a refused one costs the queue nothing. On a Cluster the queue lives in another slot
  * and the caller adds the entry once the script has answered "ok".
@@ -80,7 +81,7 @@ end
 local seq = counter('seq')
 if seq - counter('answered') >= tonumber(ARGV[8]) then return {'busy'} end
 seq = seq + 1
-redis.call('HSET', K_SESSION, 'seq', seq)
+redis.call('HSET', K_SESSION, 'seq', seq, 'addr', ARGV[11])
 local record = cjson.encode({id = ARGV[4], msg = ARGV[5], timestamp = ARGV[6], source = 'human', seq = seq})
 redis.call('RPUSH', K_MESSAGES, record)
 -- Bounded history: the oldest records leave; the cap is above what a turn's prompt reads.

@@ -129,7 +129,14 @@ export class SessionStore {
    * (atomically: no worker can see the entry before the message, and the NOSCRIPT resend changes
    * nothing). On a Cluster the queue lives on another node, so the entry follows the script's "ok".
    */
-  async accept(token: string, text: string, clientId: string | undefined, wake: { queueKey: string; inScript: boolean }): Promise<AcceptResult> {
+  async accept(
+    token: string,
+    text: string,
+    clientId: string | undefined,
+    wake: { queueKey: string; inScript: boolean },
+    /** The sender's client address ("" = unknown: no per-address cap applies). */
+    address = '',
+  ): Promise<AcceptResult> {
     const args = [
       randomUUID(),
       text,
@@ -138,6 +145,7 @@ export class SessionStore {
       String(this.options.maxPendingPerSession),
       token,
       String(this.options.historyMaxRecords),
+      address,
     ];
     const { reply } = await runSessionScript(this.redis, this.options, acceptMessage, token, args, wake.inScript ? [wake.queueKey] : []);
     const result = parseAcceptReply(reply);

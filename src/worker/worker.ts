@@ -9,6 +9,7 @@ import type { Config } from '../config/config.js';
 import { ModelError } from '../contracts/errors.js';
 import { globalKeys } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
+import { AddressSlots } from '../store/address-slots.js';
 import { AnswerStore } from '../store/answer-store.js';
 import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
@@ -23,6 +24,8 @@ export interface WorkerHandle {
 }
 
 const READ_BLOCK_MS = 1000;
+/** How long an entry whose address is at its cap waits before going to the back of the queue. */
+const ADDRESS_BUSY_RETRY_MS = 200;
 const TRIM_INTERVAL_MS = 30_000;
 /** Newest history records read per turn: 100 turns, more than a prompt window holds in practice. */
 const HISTORY_RECORDS = 200;
@@ -42,6 +45,7 @@ class Worker {
   private readonly keys;
   private readonly queue: QueueConsumer;
   private readonly store: AnswerStore;
+  private readonly addressSlots: AddressSlots;
   private running = true;
   private slotFreed: (() => void) | undefined;
   private readLoopDone: Promise<void> = Promise.resolve();
@@ -65,6 +69,8 @@ class Worker {
       // come at most the questions queued behind it and the answers of the turns before it.
       historyRecords: Math.max(HISTORY_RECORDS, 4 * config.maxPendingPerSession),
     });
+    // A place is held at most as long as an answer may take (plus its retries' slack).
+    this.addressSlots = new AddressSlots(redis, { prefix: config.keyPrefix, cap: config.maxActivePerAddress, holdMs: 2 * config.model.totalTimeoutMs });
   }
 
   get consumer(): string {
@@ -160,23 +166,36 @@ class Worker {
       this.settling += 1;
       if (this.active.get(entry.token) === active) this.active.delete(entry.token);
     };
+    let address: string | undefined;
     try {
-      if (await this.store.isStaleWake(entry.token, entry.id)) {
-        // Checked again after the wait, and detached at once: an entry attached meanwhile needs a drain.
-        if (active.entries.length === 1) {
-          detach();
-          await this.queue.ack([entry.id]);
-          return;
-        }
+      const wake = await this.store.wakeState(entry.token, entry.id);
+      // Checked again after the wait, and detached at once: an entry attached meanwhile needs a drain.
+      if (wake.stale && active.entries.length === 1) {
+        detach();
+        await this.queue.ack([entry.id]);
+        return;
       }
+      if (!(await this.addressSlots.take(wake.address, drain.owner))) {
+        // Its address has enough answers in progress: the entry goes to the back after a short
+        // wait (not at once, or workers would pass it around while the address's answers run).
+        detach();
+        await new Promise((resolve) => setTimeout(resolve, ADDRESS_BUSY_RETRY_MS));
+        await this.requeue(entry.token);
+        await this.queue.ack(active.entries.map((attached) => attached.id));
+        return;
+      }
+      address = wake.address;
       // Sent together on one connection: Redis runs the lease request first, and the drain's first
       // startTurn answers "lost" when another worker holds the session (that worker will see this
       // message before it lets go). One round trip instead of two before the model is asked.
       void this.store.acquireLease(entry.token, drain.owner).catch(() => undefined);
       const end = await drain.run();
+      // Given back before the session is re-queued, so its next entry finds the place free.
+      await this.addressSlots.release(address, drain.owner);
       detach();
       await this.settle(entry.token, active, end);
     } finally {
+      await this.addressSlots.release(address, drain.owner).catch(() => undefined);
       if (detached) this.settling -= 1;
       else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
       this.slotFreed?.();
