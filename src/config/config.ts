@@ -50,6 +50,7 @@ const envSchema = z.object({
   HISTORY_MAX_RECORDS: int(200, 1_000_000).default(1000),
   REFRESH_MAX_MESSAGES: int(1, 1_000_000).default(200),
   MAX_SOCKETS_PER_SESSION: int(1, 10_000).default(8),
+  MAX_QUEUE_WAIT_MS: int(0, 24 * 3_600_000).default(120_000),
   // Rate limits, shared by all gateways through Redis; 0 turns one off. Per client address unless named.
   RATE_SESSIONS_PER_MINUTE: int(0).default(20),
   RATE_UPGRADES_PER_MINUTE: int(0).default(60),
@@ -171,6 +172,8 @@ export interface Config {
   readonly historyMaxRecords: number;
   readonly refreshMaxMessages: number;
   readonly maxSocketsPerSession: number;
+  /** A new message whose estimated wait for a worker is longer is refused with "busy"; 0 = never. */
+  readonly maxQueueWaitMs: number;
   readonly rateLimits: RateLimits;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
@@ -289,6 +292,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     historyMaxRecords: env.HISTORY_MAX_RECORDS,
     refreshMaxMessages: env.REFRESH_MAX_MESSAGES,
     maxSocketsPerSession: env.MAX_SOCKETS_PER_SESSION,
+    maxQueueWaitMs: env.MAX_QUEUE_WAIT_MS,
     rateLimits: {
       sessionsPerMinute: env.RATE_SESSIONS_PER_MINUTE,
       upgradesPerMinute: env.RATE_UPGRADES_PER_MINUTE,

@@ -13,6 +13,8 @@ export const ErrorCodes = {
   tooManyPending: 'too_many_pending',
   /** A rate limit refused the request; the frame carries `retryAfterMs`. */
   rateLimited: 'rate_limited',
+  /** The estimated wait is over MAX_QUEUE_WAIT_MS; the frame carries `retryAfterMs`. */
+  busy: 'busy',
   invalidEventId: 'invalid_event_id',
   modelNotConfigured: 'model_not_configured',
   modelUnavailable: 'model_unavailable',

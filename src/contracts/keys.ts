@@ -54,6 +54,8 @@ export interface GlobalKeys {
   readonly cancelChannel: string;
   /** Key pattern that matches every key of every session (for operations and tests). */
   readonly sessionPattern: string;
+  /** Hash: worker consumer name -> its capacity report (JSON, workerCapacitySchema). */
+  readonly capacity: string;
   /** Sorted set per client address: drains answering its sessions (member = drain, score = expiry). */
   addressSlots(address: string): string;
 }
@@ -64,6 +66,7 @@ export function globalKeys(prefix: string): GlobalKeys {
     group: `${prefix}workers`,
     cancelChannel: `${prefix}cancel`,
     sessionPattern: `${prefix}{*}:*`,
+    capacity: `${prefix}capacity`,
     addressSlots: (address) => `${prefix}addr:${address}`,
   };
 }

@@ -85,6 +85,19 @@ export type LiveEvent = z.infer<typeof liveEventSchema>;
 export const turnErrorSchema = z.object({ seq: z.number().int().positive(), code: errorCodeSchema, message: z.string(), timestamp: z.string() });
 export type TurnError = z.infer<typeof turnErrorSchema>;
 
+/**
+ * What each worker reports about itself every few seconds (in the capacity hash), so gateways can
+ * estimate how long a new message waits: its slots and its recent time per answer.
+ */
+export const workerCapacitySchema = z.object({
+  slots: z.number().int().nonnegative(),
+  /** Moving average of the time from starting a turn to committing it; 0 before the first answer. */
+  answerMs: z.number().nonnegative(),
+  /** When this report was written (ms since the epoch): old reports are of workers that stopped. */
+  at: z.number(),
+});
+export type WorkerCapacity = z.infer<typeof workerCapacitySchema>;
+
 /** Frames the gateway sends in streaming mode. */
 export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
@@ -92,6 +105,8 @@ export type ServerFrame =
   | (AnswerEvent & { eventId: string })
   | { type: 'error'; code: ErrorCode; message: string; seq?: number; eventId?: string; clientId?: string; retryAfterMs?: number }
   | { type: 'reset'; reason: string }
+  /** The session waits for a worker slot: `position` 1 = next; `etaMs` when an estimate exists. */
+  | { type: 'queued'; seq: number; position: number; etaMs?: number }
   | { type: 'pong' };
 
 /** The frame a plain-mode client receives for each finished answer (the original's shape). */

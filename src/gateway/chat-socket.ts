@@ -27,6 +27,7 @@ import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
 import type { GatewayLimits, Limit } from './limits.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
+import type { QueueView } from './queue-view.js';
 import type { GatewayMetrics } from './metrics.js';
 
 export interface ChatDependencies {
@@ -42,7 +43,13 @@ export interface ChatDependencies {
   readonly metrics: GatewayMetrics;
   readonly limits: GatewayLimits;
   readonly sockets: SocketRegistry;
+  readonly queueView: QueueView;
+  /** A new message whose estimated wait is longer is refused with "busy"; 0 = never. */
+  readonly maxQueueWaitMs: number;
 }
+
+/** How often a streaming socket with messages waiting for a worker is told its place in line. */
+const QUEUE_UPDATE_MS = 1000;
 
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -73,6 +80,10 @@ export class ChatConnection implements LiveListener {
   private readonly socketId = randomUUID();
   private readonly resumes: Limit;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** Streaming mode: turns this socket sent that have no outcome yet, and the last place reported. */
+  private readonly waiting = new Set<number>();
+  private queueTimer: NodeJS.Timeout | undefined;
+  private reportedPosition: number | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -182,6 +193,7 @@ export class ChatConnection implements LiveListener {
     const { store, queueKey, pipelineWakeUp, limits } = this.deps;
     await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
     await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
+    await this.admit(clientId);
     const result = await store.accept(this.token, text, clientId, { queueKey, inScript: pipelineWakeUp }, this.address);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
@@ -191,10 +203,55 @@ export class ChatConnection implements LiveListener {
     if (this.mode === 'streaming') {
       const { id, seq, timestamp } = result.record;
       this.send({ type: 'accepted', id, seq, timestamp, ...(clientId === undefined ? {} : { clientId }) });
+      this.waiting.add(seq);
+      this.watchQueue();
     }
   }
 
+  /** Admission control: refuses at once, with "busy", a message that would wait too long. */
+  private async admit(clientId: string | undefined): Promise<void> {
+    const { maxQueueWaitMs, queueView } = this.deps;
+    if (maxQueueWaitMs === 0) return;
+    // Without a view of the queue (Redis trouble) the message is stored as before.
+    const snapshot = await queueView.snapshot().catch(() => undefined);
+    if (snapshot === undefined) return;
+    // With nobody waiting a slot may well be free: only sessions ahead make a wait we can estimate.
+    const ahead = snapshot.positions.size - (snapshot.positions.has(this.token) ? 1 : 0);
+    const waitMs = ahead === 0 ? 0 : snapshot.estimateMs(ahead);
+    if (waitMs === undefined || waitMs <= maxQueueWaitMs) return;
+    const retryAfterMs = waitMs - maxQueueWaitMs;
+    throw new FrameError(ErrorCodes.busy, `The assistant is busy (about ${Math.ceil(waitMs / 1000)} s of waiting): try again in ${Math.ceil(retryAfterMs / 1000)} s.`, clientId, retryAfterMs);
+  }
+
+  /** While this socket's messages wait for a worker, tells it their place in line when it changes. */
+  private watchQueue(): void {
+    if (this.queueTimer !== undefined) return;
+    const update = () => {
+      if (this.closed || this.waiting.size === 0) {
+        clearInterval(this.queueTimer);
+        this.queueTimer = undefined;
+        this.reportedPosition = undefined;
+        return;
+      }
+      void this.reportPosition().catch(() => undefined);
+    };
+    this.queueTimer = setInterval(update, QUEUE_UPDATE_MS);
+    this.queueTimer.unref();
+    update();
+  }
+
+  private async reportPosition(): Promise<void> {
+    const snapshot = await this.deps.queueView.snapshot();
+    const position = snapshot.positions.get(this.token);
+    if (position === this.reportedPosition) return;
+    this.reportedPosition = position;
+    if (position === undefined || this.waiting.size === 0) return;
+    const etaMs = snapshot.estimateMs(position);
+    this.send({ type: 'queued', seq: Math.min(...this.waiting), position, ...(etaMs === undefined ? {} : { etaMs }) });
+  }
+
   private async deliver(event: StoredEvent): Promise<void> {
+    if (event.type === 'done' || event.type === 'stopped' || event.type === 'error') this.waiting.delete(event.seq);
     if (this.mode === 'streaming') {
       this.send(event);
       return;
@@ -257,6 +314,7 @@ export class ChatConnection implements LiveListener {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.renewTimer);
+    clearInterval(this.queueTimer);
     this.deps.metrics.sockets.dec({ mode: this.mode });
     await this.deps.sockets.leave(this.token, this.socketId).catch(() => undefined);
     await this.deps.hub.remove(this.token, this).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed'));

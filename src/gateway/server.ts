@@ -22,6 +22,7 @@ import { ChatConnection, type ChatDependencies } from './chat-socket.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { createLimits, retryAfterSeconds, upgradeAddress } from './limits.js';
 import { LiveHub } from './live-hub.js';
+import { QueueView } from './queue-view.js';
 import { GatewayMetrics } from './metrics.js';
 
 export interface GatewayHandle {
@@ -214,6 +215,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     logger,
     metrics,
     limits,
+    queueView: new QueueView(redis, keys),
+    maxQueueWaitMs: config.maxQueueWaitMs,
     sockets: new SocketRegistry(redis, { prefix: config.keyPrefix, maxPerSession: config.maxSocketsPerSession, sessionTtlSeconds: config.sessionTtlSeconds }),
   }, config.trustProxy);
 

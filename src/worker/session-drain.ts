@@ -29,6 +29,8 @@ export interface DrainDependencies {
   readonly logger: Logger;
   /** True when other sessions wait for a worker slot: the drain then yields after each answer. */
   readonly othersWaiting: () => Promise<boolean>;
+  /** Told the time from starting each committed turn to committing it (for wait estimates). */
+  readonly onAnswered: (ms: number) => void;
 }
 
 /**
@@ -79,6 +81,7 @@ export class SessionDrain {
     for (;;) {
       if (this.handingBack) return 'handed-back';
       this.startsSent += 1;
+      const started = performance.now();
       const start = await store.startTurn(this.token, this.owner);
       if (start.status !== 'ok') return start.status === 'idle' ? 'drained' : start.status;
       this.currentTurn = start.turn;
@@ -90,6 +93,7 @@ export class SessionDrain {
       const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
       if (status === 'expired') return 'expired';
       if (status !== 'ok') return 'lost';
+      this.deps.onAnswered(performance.now() - started);
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
       if (await this.deps.othersWaiting()) return 'handed-back';
     }

@@ -15,6 +15,7 @@ import { enqueue, QueueConsumer, type QueueEntry } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { FailingProvider } from './failing-provider.js';
+import { CAPACITY_REPORT_MS, CapacityReporter } from './capacity.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
 
 export interface WorkerHandle {
@@ -46,6 +47,7 @@ class Worker {
   private readonly queue: QueueConsumer;
   private readonly store: AnswerStore;
   private readonly addressSlots: AddressSlots;
+  private readonly capacity: CapacityReporter;
   private running = true;
   private slotFreed: (() => void) | undefined;
   private readLoopDone: Promise<void> = Promise.resolve();
@@ -69,6 +71,7 @@ class Worker {
       // come at most the questions queued behind it and the answers of the turns before it.
       historyRecords: Math.max(HISTORY_RECORDS, 4 * config.maxPendingPerSession),
     });
+    this.capacity = new CapacityReporter(redis, this.keys.capacity, this.consumerName, config.workerConcurrency);
     // A place is held at most as long as an answer may take (plus its retries' slack).
     this.addressSlots = new AddressSlots(redis, { prefix: config.keyPrefix, cap: config.maxActivePerAddress, holdMs: 2 * config.model.totalTimeoutMs });
   }
@@ -83,6 +86,8 @@ class Worker {
     this.every(Math.max(200, Math.floor(this.config.leaseMs / 3)), () => this.keepAlive());
     this.every(this.config.claimIntervalMs, () => this.claimAbandoned());
     this.every(TRIM_INTERVAL_MS, () => this.queue.trimAcknowledged());
+    this.every(CAPACITY_REPORT_MS, () => this.capacity.report());
+    await this.capacity.report();
     this.readLoopDone = this.readLoop();
     this.logger.info({ consumer: this.consumerName, concurrency: this.config.workerConcurrency, model: this.provider.name }, 'worker ready');
   }
@@ -96,6 +101,7 @@ class Worker {
     await this.waitForDrains(this.config.shutdownGraceMs);
     for (const { drain } of this.active.values()) drain.handBack();
     await this.waitForDrains(this.config.shutdownGraceMs + 5000);
+    await this.capacity.withdraw().catch(() => undefined);
     await this.subscriber.unsubscribe().catch(() => undefined);
     this.subscriber.destroy();
     this.redis.destroy();
@@ -153,6 +159,7 @@ class Worker {
       },
       logger: this.logger,
       othersWaiting: () => this.queue.hasUnread().catch(() => false),
+      onAnswered: (ms) => this.capacity.recordAnswer(ms),
     });
     const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
     this.active.set(entry.token, active);
