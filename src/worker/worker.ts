@@ -230,7 +230,9 @@ class Worker {
   private async keepAlive(): Promise<void> {
     const drains = [...this.active.values()];
     await Promise.all([
-      ...drains.map(async ({ drain }) => {
+      // A drain that has not asked for its lease yet (it is checking its entry and its address's
+      // cap) holds none: "not renewed" would wrongly mark it lost before it begins.
+      ...drains.filter(({ drain }) => drain.startsSent > 0).map(async ({ drain }) => {
         if (!(await this.store.renewLease(drain.token, drain.owner))) drain.loseLease();
       }),
       this.queue.heartbeat(drains.flatMap((active) => active.entries.map((attached) => attached.id))),
