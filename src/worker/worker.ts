@@ -158,7 +158,9 @@ class Worker {
         flushMaxChars: this.config.flushMaxChars,
       },
       logger: this.logger,
-      othersWaiting: () => this.queue.hasUnread().catch(() => false),
+      // With a slot free this worker's blocking read takes any waiting entry at once: only a full
+      // worker needs to ask (and spend the round trip).
+      othersWaiting: () => (this.active.size < this.config.workerConcurrency ? Promise.resolve(false) : this.queue.hasUnread().catch(() => false)),
       onAnswered: (ms) => this.capacity.recordAnswer(ms),
     });
     const active: ActiveDrain = { drain, entries: [{ id: entry.id, startsBefore: 0 }] };
