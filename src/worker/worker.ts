@@ -224,7 +224,7 @@ class Worker {
     await this.queue.ack(active.entries.map((attached) => attached.id));
   }
 
-  /** Puts the session at the back of the queue; older entries of it become redundant (isStaleWake). */
+  /** Puts the session at the back of the queue; older entries of it become redundant (AnswerStore.wakeState). */
   private async requeue(token: string): Promise<void> {
     await this.store.markWake(token, await enqueue(this.redis, this.keys.queue, token));
   }
