@@ -188,6 +188,8 @@ class Worker {
         // Its address has enough answers in progress: the entry goes to the back after a short
         // wait (not at once, or workers would pass it around while the address's answers run).
         detach();
+        // The slot is free during the wait: the read loop must not sit behind it.
+        this.wakeReadLoop();
         await new Promise((resolve) => setTimeout(resolve, ADDRESS_BUSY_RETRY_MS));
         await this.requeue(entry.token);
         await this.queue.ack(active.entries.map((attached) => attached.id));
@@ -207,9 +209,13 @@ class Worker {
       await this.addressSlots.release(address, drain.owner).catch(() => undefined);
       if (detached) this.settling -= 1;
       else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
-      this.slotFreed?.();
-      this.slotFreed = undefined;
+      this.wakeReadLoop();
     }
+  }
+
+  private wakeReadLoop(): void {
+    this.slotFreed?.();
+    this.slotFreed = undefined;
   }
 
   /**
