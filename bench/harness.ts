@@ -13,6 +13,7 @@ import type { BenchModelSettings } from './bench-model.js';
 import type { PhaseContext, StackContext } from './lib/context.js';
 import type { BenchOptions, Phase } from './lib/options.js';
 import { runConnections, type ConnectionsResult } from './lib/phase-connections.js';
+import { runFairness, type FairnessResult } from './lib/phase-fairness.js';
 import { runRedisCeiling, runWebSocketCeiling, type RedisCeiling, type WebSocketCeiling } from './lib/phase-ceiling.js';
 import { runLatency, runStreamingOverhead, runThroughput, type LatencyRun, type StreamingResult, type ThroughputRun } from './lib/phase-load.js';
 import { lengthCheck, measureCost, measureMemory, type CostResult, type CostVariant, type LengthCheck, type MemoryResult } from './lib/phase-redis.js';
@@ -56,6 +57,7 @@ export interface BenchResult {
     percentOfRedis: number | null;
     percentOfWebSocket: number | null;
   } | null;
+  readonly fairness: FairnessResult | null;
   readonly targets: TargetCheck[];
   readonly profiles: ProfileSummary[];
   readonly skipped: Partial<Record<Phase | 'scale-out', string>>;
@@ -184,13 +186,14 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
     redis: null,
     connections: null,
     ceiling: null,
+    fairness: null,
     targets: [],
     profiles: [],
     skipped: {},
   };
   try {
-    // Every phase needs the 1 + 1 system: the ceiling takes its command mix from a turn measured there.
-    if (options.phases.length > 0) {
+    // Every other phase needs the 1 + 1 system: the ceiling takes its command mix from a turn measured there.
+    if (options.phases.some((phase) => phase !== 'fairness')) {
       hooks.log(own ? 'starting 1 gateway + 1 worker' : `using ${options.targets.join(', ')}`);
       const stack = own ? await startStack(group, { ...stackSettings, label: '1x1', gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
       try {
@@ -209,6 +212,10 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
       }
     } else if (want(options, 'throughput') && !own) result.skipped['scale-out'] = 'targets: the harness does not start processes';
     if (want(options, 'ceiling')) await ceilingPhase(ctx, result);
+    if (want(options, 'fairness')) {
+      if (own) result.fairness = await runFairness(ctx);
+      else result.skipped.fairness = 'needs the harness own workers (a model of fixed speed, a per-address cap)';
+    }
   } finally {
     admin.close();
   }

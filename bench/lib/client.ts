@@ -70,6 +70,8 @@ interface Frame {
 export interface SocketOptions {
   readonly recordDeltas?: boolean;
   readonly timeoutMs?: number;
+  /** Extra upgrade request headers (X-Forwarded-For: a client address behind a trusted proxy). */
+  readonly headers?: Record<string, string>;
 }
 
 /** POST /token: a new session; returns its token. */
@@ -106,7 +108,7 @@ export class BenchSocket {
 
   /** Opens the socket; in streaming mode also waits for "ready" (the gateway has subscribed). */
   static open(baseUrl: string, token: string, mode: Mode, options: SocketOptions = {}): Promise<BenchSocket> {
-    const ws = new WebSocket(chatUrl(baseUrl, token), mode === 'streaming' ? [STREAMING_SUBPROTOCOL] : [], { perMessageDeflate: false });
+    const ws = new WebSocket(chatUrl(baseUrl, token), mode === 'streaming' ? [STREAMING_SUBPROTOCOL] : [], { perMessageDeflate: false, headers: options.headers ?? {} });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         ws.terminate();

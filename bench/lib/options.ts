@@ -7,7 +7,7 @@ import type { TokenRate } from '../bench-model.js';
 import type { Mode } from './client.js';
 import { isLoopbackHost } from './processes.js';
 
-export const PHASES = ['throughput', 'latency', 'streaming', 'redis', 'connections', 'ceiling'] as const;
+export const PHASES = ['throughput', 'latency', 'streaming', 'redis', 'connections', 'ceiling', 'fairness'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -49,6 +49,12 @@ export interface BenchOptions {
   readonly outDir: string;
   /** Hard stop for the whole run: everything is torn down after this many seconds. */
   readonly maxSeconds: number;
+  /** Fairness phase: ordinary users, the flood sizes run after the calm run, and their timing. */
+  readonly fairUsers: number;
+  readonly floodSessions: readonly number[];
+  readonly fairDurationMs: number;
+  readonly fairThinkMs: number;
+  readonly fairAnswerMs: number;
 }
 
 const DEFAULTS: BenchOptions = {
@@ -87,6 +93,11 @@ const DEFAULTS: BenchOptions = {
   cpuProf: false,
   outDir: 'bench/results',
   maxSeconds: 1800,
+  fairUsers: 20,
+  floodSessions: [1, 4],
+  fairDurationMs: 10_000,
+  fairThinkMs: 2000,
+  fairAnswerMs: 50,
 };
 
 /** Tiny sizes for CI: proves every phase works in a few seconds; the figures mean nothing. */
@@ -112,6 +123,7 @@ const SMOKE: Partial<BenchOptions> = {
   workerConcurrency: 16,
   turnTimeoutMs: 10_000,
   maxSeconds: 120,
+  fairDurationMs: 1500,
 };
 
 export const HELP = `npm run bench -- [options]
@@ -165,6 +177,11 @@ Diagnostics
   --cpu-prof               V8 CPU profiles of gateways and workers (results/<stamp>-profiles/)
   --out DIR                results folder (bench/results)
   --redis-port-from P      first port to try for the harness's redis-server (6390)
+  --fair-users N            fairness: ordinary users, one address each (20)
+  --flood-sessions LIST    fairness: flooding sessions (one address) of the runs after the calm one (1,4)
+  --fair-duration S        fairness: measured seconds per run (10)
+  --fair-think MS          fairness: mean think time of an ordinary user between messages (2000)
+  --fair-answer-ms MS      fairness: the model's fixed time per answer, two slots (50)
   --help                   this text
 `;
 
@@ -227,6 +244,11 @@ const OPTION_SPEC = {
   'cpu-prof': { type: 'boolean' },
   out: { type: 'string' },
   'redis-port-from': { type: 'string' },
+  'fair-users': { type: 'string' },
+  'flood-sessions': { type: 'string' },
+  'fair-duration': { type: 'string' },
+  'fair-think': { type: 'string' },
+  'fair-answer-ms': { type: 'string' },
 } as const;
 
 /** Parses argv; returns null when --help was asked for. Throws with a clear message otherwise. */
@@ -266,6 +288,11 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
     memorySessions: num('memory-sessions', v['memory-sessions'], base.memorySessions),
     connections: num('connections', v.connections, base.connections),
     sharedSession: v['shared-session'] === true,
+    fairUsers: num('fair-users', v['fair-users'], base.fairUsers),
+    floodSessions: v['flood-sessions'] === undefined ? base.floodSessions : v['flood-sessions'].split(',').map((item) => whole('flood-sessions', item)),
+    fairDurationMs: seconds('fair-duration', v['fair-duration'], base.fairDurationMs),
+    fairThinkMs: num('fair-think', v['fair-think'], base.fairThinkMs),
+    fairAnswerMs: num('fair-answer-ms', v['fair-answer-ms'], base.fairAnswerMs),
     ceilingRequests: num('ceiling-requests', v['ceiling-requests'], base.ceilingRequests),
     ceilingClients: num('ceiling-clients', v['ceiling-clients'], base.ceilingClients),
     targets,

@@ -174,6 +174,31 @@ function profilesSection(result: BenchResult): string {
   return parts.join('\n');
 }
 
+function fairnessSection(result: BenchResult): string {
+  const f = result.fairness;
+  if (f === null) return '';
+  const rows = f.runs.map((run) => [
+    run.floodSessions === 0 ? 'no flood' : `${run.floodSessions} flooding session${run.floodSessions === 1 ? '' : 's'}`,
+    num(run.ordinaryTurns, 0),
+    ms(run.answerMs.p50),
+    ms(run.answerMs.p99),
+    ms(run.waitMs.p50),
+    ms(run.waitMs.p99),
+    num(run.jain, 3),
+    num(run.floodAnswers, 0),
+    errors(run.errors),
+  ]);
+  return [
+    '## 7. Fairness under a flood (issue 10)',
+    '',
+    `A model of fixed speed (${f.answerMsEach} ms an answer) with two slots; ${f.users} ordinary users, one address each, a message every ~${f.thinkMs / 1000} s; flooding sessions from one address keep 20 messages waiting each; MAX_ACTIVE_PER_ADDRESS=${f.maxActivePerAddress}; ${f.durationS} s per run. Answer = send → done (the model's own time included); wait = send → start.`,
+    '',
+    table(['run', 'ordinary turns', 'answer p50', 'answer p99', 'wait p50', 'wait p99', "Jain's index", 'flood answers', 'errors'], rows),
+    '',
+    `Flooded / calm time to answer of ordinary users: p50 × ${num(f.ratioP50, 2)}, p99 × ${num(f.ratioP99, 2)}.`,
+  ].join('\n');
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const skipped = Object.entries(result.skipped).map(([phase, reason]) => `- ${phase}: ${reason}`);
   return [
@@ -185,6 +210,7 @@ export function renderMarkdown(result: BenchResult): string {
     redisSection(result),
     connectionsSection(result),
     ceilingSection(result),
+    fairnessSection(result),
     profilesSection(result),
     skipped.length === 0 ? '' : `## Skipped\n\n${skipped.join('\n')}`,
   ]

@@ -32,6 +32,8 @@ export interface StackSettings {
   readonly flushIntervalMs: number;
   /** Write V8 CPU profiles of gateways and workers into this folder (node --cpu-prof). */
   readonly cpuProfDir: string | undefined;
+  /** Configuration on top of the benchmark's own (e.g. the fairness phase's per-address cap). */
+  readonly extraEnv?: Readonly<Record<string, string>>;
 }
 
 export interface GatewayProcess {
@@ -89,6 +91,17 @@ function commonEnv(settings: StackSettings): Record<string, string> {
     LLM_PROVIDER: 'none',
     FLUSH_INTERVAL_MS: String(settings.flushIntervalMs),
     SHUTDOWN_GRACE_MS: '3000',
+    // Every benchmark client comes from 127.0.0.1 and means to load the system: no limits, no
+    // per-address cap, no admission control, as many sockets on one session as the idle phase opens.
+    RATE_SESSIONS_PER_MINUTE: '0',
+    RATE_UPGRADES_PER_MINUTE: '0',
+    RATE_MESSAGES_PER_MINUTE: '0',
+    RATE_SESSION_MESSAGES_PER_MINUTE: '0',
+    RATE_RESUMES_PER_MINUTE: '0',
+    MAX_ACTIVE_PER_ADDRESS: '0',
+    MAX_QUEUE_WAIT_MS: '0',
+    MAX_SOCKETS_PER_SESSION: '10000',
+    ...settings.extraEnv,
   };
 }
 

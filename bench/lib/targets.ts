@@ -91,6 +91,22 @@ function connectionCheck(result: BenchResult): TargetCheck[] {
   ];
 }
 
+/** Issue 10: ordinary users' time to answer with the largest flood against none, and Jain's index. */
+function fairnessChecks(result: BenchResult): TargetCheck[] {
+  const f = result.fairness;
+  if (f === null) return [];
+  const flooded = f.runs.at(-1);
+  const caveat = f.durationS >= 10 ? undefined : `${f.durationS} s per run: few samples, the p99 is close to the maximum`;
+  const checks: TargetCheck[] = [
+    { figure: 'Fairness: flooded / calm answer time p50', target: '≤ 1.5', measured: f.ratioP50 === null ? 'not measured' : `× ${fmt(f.ratioP50, 2)}`, met: f.ratioP50 === null ? null : f.ratioP50 <= 1.5, ...(caveat === undefined ? {} : { caveat }) },
+    { figure: 'Fairness: flooded / calm answer time p99', target: '≤ 1.5', measured: f.ratioP99 === null ? 'not measured' : `× ${fmt(f.ratioP99, 2)}`, met: f.ratioP99 === null ? null : f.ratioP99 <= 1.5, ...(caveat === undefined ? {} : { caveat }) },
+  ];
+  if (flooded !== undefined) {
+    checks.push({ figure: "Fairness: Jain's index, ordinary users, largest flood", target: '≥ 0.95', measured: fmt(flooded.jain, 3), met: flooded.jain >= 0.95 });
+  }
+  return checks;
+}
+
 export function evaluateTargets(result: BenchResult): TargetCheck[] {
-  return [...throughputChecks(result), ...ceilingCheck(result), ...latencyChecks(result), ...streamingCheck(result), ...lengthChecks(result), ...connectionCheck(result)];
+  return [...throughputChecks(result), ...ceilingCheck(result), ...latencyChecks(result), ...streamingCheck(result), ...lengthChecks(result), ...connectionCheck(result), ...fairnessChecks(result)];
 }

@@ -48,6 +48,16 @@ const envSchema = z.object({
   // Default: follows MESSAGE_MAX_CHARS (see frameLimit); set it only to override.
   WS_MAX_FRAME_BYTES: int(1024, 64 * 1024 * 1024).optional(),
   MAX_PENDING_PER_SESSION: int(1, 10_000).default(20),
+  HISTORY_MAX_RECORDS: int(200, 1_000_000).default(1000),
+  REFRESH_MAX_MESSAGES: int(1, 1_000_000).default(200),
+  MAX_SOCKETS_PER_SESSION: int(1, 10_000).default(8),
+  MAX_QUEUE_WAIT_MS: int(0, 24 * 3_600_000).default(120_000),
+  // Rate limits, shared by all gateways through Redis; 0 turns one off. Per client address unless named.
+  RATE_SESSIONS_PER_MINUTE: int(0).default(20),
+  RATE_UPGRADES_PER_MINUTE: int(0).default(60),
+  RATE_MESSAGES_PER_MINUTE: int(0).default(40),
+  RATE_SESSION_MESSAGES_PER_MINUTE: int(0).default(20),
+  RATE_RESUMES_PER_MINUTE: int(0).default(20),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
   // Metrics and readiness: a separate listener, private by default (issue 9).
@@ -77,6 +87,7 @@ const envSchema = z.object({
   FLUSH_INTERVAL_MS: int(1, 10_000).default(50),
   FLUSH_MAX_CHARS: int(1, 1_000_000).default(512),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  MAX_ACTIVE_PER_ADDRESS: int(0, 10_000).default(2),
   // Language model
   LLM_PROVIDER: z.enum(['openai', 'local', 'none']).optional(),
   LLM_BASE_URL: optionalString.pipe(z.url({ error: 'expected a URL such as http://localhost:11434/v1' }).optional()),
@@ -119,6 +130,20 @@ export interface RedisConfig {
   readonly isDefault: boolean;
 }
 
+/** Allowed events per minute for each limit; 0 = unlimited. */
+export interface RateLimits {
+  /** POST /token per client address. */
+  readonly sessionsPerMinute: number;
+  /** WebSocket upgrades per client address. */
+  readonly upgradesPerMinute: number;
+  /** Messages per client address (all its sessions). */
+  readonly messagesPerMinute: number;
+  /** Messages per session (all its sockets). */
+  readonly sessionMessagesPerMinute: number;
+  /** Resume frames per socket (each replays events). */
+  readonly resumesPerMinute: number;
+}
+
 export interface ModelConfig {
   readonly provider: 'openai' | 'local' | 'none';
   readonly baseUrl: string | undefined;
@@ -154,6 +179,12 @@ export interface Config {
   readonly messageMaxChars: number;
   readonly wsMaxFrameBytes: number;
   readonly maxPendingPerSession: number;
+  readonly historyMaxRecords: number;
+  readonly refreshMaxMessages: number;
+  readonly maxSocketsPerSession: number;
+  /** A new message whose estimated wait for a worker is longer is refused with "busy"; 0 = never. */
+  readonly maxQueueWaitMs: number;
+  readonly rateLimits: RateLimits;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
   /** Gateway metrics listener (/metrics, /readyz) on metricsHost; undefined: none. */
@@ -175,6 +206,8 @@ export interface Config {
   readonly flushIntervalMs: number;
   readonly flushMaxChars: number;
   readonly shutdownGraceMs: number;
+  /** Sessions of one client address answered at once, over all workers; 0 = no cap. */
+  readonly maxActivePerAddress: number;
   readonly model: ModelConfig;
   readonly logLevel: Env['LOG_LEVEL'];
   readonly logFormat: Env['LOG_FORMAT'];
@@ -255,6 +288,10 @@ function crossFieldProblems(config: Config): string[] {
   if (config.claimIdleMs <= config.leaseMs) {
     problems.push(`CLAIM_IDLE_MS (${config.claimIdleMs}) must be greater than LEASE_MS (${config.leaseMs}), or live workers lose their work`);
   }
+  // A worker reads up to 4 × MAX_PENDING_PER_SESSION records per turn: trimming must never reach them.
+  if (config.historyMaxRecords < 4 * config.maxPendingPerSession) {
+    problems.push(`HISTORY_MAX_RECORDS (${config.historyMaxRecords}) must be at least 4 × MAX_PENDING_PER_SESSION (${4 * config.maxPendingPerSession})`);
+  }
   if (config.model.provider === 'openai' && config.model.baseUrl === undefined) {
     problems.push('LLM_PROVIDER=openai needs LLM_BASE_URL (for example https://router.huggingface.co/v1)');
   }
@@ -289,6 +326,17 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     messageMaxChars: env.MESSAGE_MAX_CHARS,
     wsMaxFrameBytes: env.WS_MAX_FRAME_BYTES ?? frameLimit(env.MESSAGE_MAX_CHARS),
     maxPendingPerSession: env.MAX_PENDING_PER_SESSION,
+    historyMaxRecords: env.HISTORY_MAX_RECORDS,
+    refreshMaxMessages: env.REFRESH_MAX_MESSAGES,
+    maxSocketsPerSession: env.MAX_SOCKETS_PER_SESSION,
+    maxQueueWaitMs: env.MAX_QUEUE_WAIT_MS,
+    rateLimits: {
+      sessionsPerMinute: env.RATE_SESSIONS_PER_MINUTE,
+      upgradesPerMinute: env.RATE_UPGRADES_PER_MINUTE,
+      messagesPerMinute: env.RATE_MESSAGES_PER_MINUTE,
+      sessionMessagesPerMinute: env.RATE_SESSION_MESSAGES_PER_MINUTE,
+      resumesPerMinute: env.RATE_RESUMES_PER_MINUTE,
+    },
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,
     metricsPort: env.METRICS_PORT,
@@ -307,6 +355,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     flushIntervalMs: env.FLUSH_INTERVAL_MS,
     flushMaxChars: env.FLUSH_MAX_CHARS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    maxActivePerAddress: env.MAX_ACTIVE_PER_ADDRESS,
     model,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,

@@ -11,6 +11,10 @@ export const ErrorCodes = {
   emptyMessage: 'empty_message',
   messageTooLong: 'message_too_long',
   tooManyPending: 'too_many_pending',
+  /** A rate limit refused the request; the frame carries `retryAfterMs`. */
+  rateLimited: 'rate_limited',
+  /** The estimated wait is over MAX_QUEUE_WAIT_MS; the frame carries `retryAfterMs`. */
+  busy: 'busy',
   invalidEventId: 'invalid_event_id',
   modelNotConfigured: 'model_not_configured',
   modelUnavailable: 'model_unavailable',
@@ -50,6 +54,8 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   model_context_overflow: 'The conversation is too long for the language model. Start a new chat.',
   shutting_down: 'The server is restarting. Try again in a moment.',
   unavailable: 'The service is temporarily unavailable. Try again in a moment.',
+  rate_limited: 'Too many requests: wait a moment before sending more.',
+  busy: 'The service is busy right now: try again in a little while.',
   internal_error: 'Something went wrong on the server. Try again in a moment.',
 };
 

@@ -26,6 +26,8 @@ export interface SessionKeys {
   readonly cancel: string;
   /** Pub/sub channel: new events of this session (payload = the event). */
   readonly live: string;
+  /** Sorted set: open sockets of this session (member = socket id, score = last seen, ms). */
+  readonly sockets: string;
 }
 
 export function sessionKeys(prefix: string, token: string): SessionKeys {
@@ -39,6 +41,7 @@ export function sessionKeys(prefix: string, token: string): SessionKeys {
     lease: `${base}lease`,
     cancel: `${base}cancel`,
     live: `${base}live`,
+    sockets: `${base}sockets`,
   };
 }
 
@@ -56,6 +59,10 @@ export interface GlobalKeys {
   readonly cancelChannel: string;
   /** Key pattern that matches every key of every session (for operations and tests). */
   readonly sessionPattern: string;
+  /** Hash: worker consumer name -> its capacity report (JSON, workerCapacitySchema). */
+  readonly capacity: string;
+  /** Sorted set per client address: drains answering its sessions (member = drain, score = expiry). */
+  addressSlots(address: string): string;
 }
 
 export function globalKeys(prefix: string): GlobalKeys {
@@ -65,6 +72,8 @@ export function globalKeys(prefix: string): GlobalKeys {
     group: `${prefix}workers`,
     cancelChannel: `${prefix}cancel`,
     sessionPattern: `${prefix}{*}:*`,
+    capacity: `${prefix}capacity`,
+    addressSlots: (address) => `${prefix}addr:${address}`,
   };
 }
 

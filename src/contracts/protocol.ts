@@ -17,6 +17,8 @@ export const TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
 
 /** Close code and reason for a missing, unknown or expired token (kept from the original). */
 export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
+/** Close code for a socket beyond MAX_SOCKETS_PER_SESSION: retry later (another one may close). */
+export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open connections to this session' } as const;
 /** Close code the gateway uses when it shuts down: the client should reconnect (to any gateway). */
 export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
 
@@ -103,15 +105,30 @@ export const turnErrorSchema = z.object({
 });
 export type TurnError = z.infer<typeof turnErrorSchema>;
 
+/**
+ * What each worker reports about itself every few seconds (in the capacity hash), so gateways can
+ * estimate how long a new message waits: its slots and its recent time per answer.
+ */
+export const workerCapacitySchema = z.object({
+  slots: z.number().int().nonnegative(),
+  /** Moving average of the time from starting a turn to committing it; 0 before the first answer. */
+  answerMs: z.number().nonnegative(),
+  /** When this report was written (ms since the epoch): old reports are of workers that stopped. */
+  at: z.number(),
+});
+export type WorkerCapacity = z.infer<typeof workerCapacitySchema>;
+
 /** Frames the gateway sends in streaming mode. */
 export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
   | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
   | (AnswerEvent & { eventId: string })
-  | { type: 'error'; code: ErrorCode; message: string; ref?: string; seq?: number; eventId?: string; clientId?: string }
+  | { type: 'error'; code: ErrorCode; message: string; ref?: string; seq?: number; eventId?: string; clientId?: string; retryAfterMs?: number }
   | { type: 'resumed'; after: string }
   | { type: 'reset'; reason: string }
   | { type: 'status'; state: ServiceState; message: string }
+  /** The session waits for a worker slot: `position` 1 = next; `etaMs` when an estimate exists. */
+  | { type: 'queued'; seq: number; position: number; etaMs?: number }
   | { type: 'pong' };
 
 /** `degraded`: the gateway cannot reach Redis right now; messages and answers wait until it can. */

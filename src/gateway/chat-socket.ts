@@ -6,8 +6,10 @@
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
+import { randomUUID } from 'node:crypto';
 import {
   CLIENT_FRAME_TYPES,
+  CLOSE_TOO_MANY_SOCKETS,
   CLOSE_UNAUTHENTICATED,
   STREAMING_SUBPROTOCOL,
   clientFrameSchema,
@@ -22,10 +24,13 @@ import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import type { SessionStore } from '../store/session-store.js';
+import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
+import type { GatewayLimits, Limit } from './limits.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
+import type { QueueView } from './queue-view.js';
 import type { RedisHealth } from './redis-health.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -41,7 +46,15 @@ export interface ChatDependencies {
   readonly health: RedisHealth;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  readonly limits: GatewayLimits;
+  readonly sockets: SocketRegistry;
+  readonly queueView: QueueView;
+  /** A new message whose estimated wait is longer is refused with "busy"; 0 = never. */
+  readonly maxQueueWaitMs: number;
 }
+
+/** How often a streaming socket with messages waiting for a worker is told its place in line. */
+const QUEUE_UPDATE_MS = 1000;
 
 /** A client that cannot keep up gets disconnected; it resumes from its last event id. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -62,6 +75,8 @@ class FrameError extends Error {
     message: string,
     /** The rejected message's clientId, echoed so the client knows which one it was. */
     readonly clientId?: string,
+    /** For rate_limited: when the client may try again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
@@ -84,12 +99,22 @@ export class ChatConnection implements LiveListener {
    */
   private earlyEvents: LiveEvent[] = [];
   private readonly partition: QueuePartition;
+  private readonly socketId = randomUUID();
+  private readonly resumes: Limit;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /** Streaming mode: turns this socket sent that have no outcome yet, and the last place reported. */
+  private readonly waiting = new Set<number>();
+  private queueTimer: NodeJS.Timeout | undefined;
+  private reportedPosition: number | undefined;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly token: string,
+    /** The client's address (X-Forwarded-For behind a trusted proxy), for per-address limits. */
+    private readonly address: string,
     private readonly deps: ChatDependencies,
   ) {
+    this.resumes = deps.limits.resumes();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
     const partition = deps.partitions[partitionOf(token, deps.partitions.length)];
     if (partition === undefined) throw new Error('no queue partitions configured');
@@ -123,9 +148,16 @@ export class ChatConnection implements LiveListener {
     this.ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
   }
 
-  /** Subscribe first, then read where the session stands: no event can fall in between. */
+  /** Take a place among the session's sockets, subscribe, then read where the session stands. */
   private async setUp(): Promise<void> {
-    const { hub, store } = this.deps;
+    const { hub, store, sockets } = this.deps;
+    if (!(await sockets.join(this.token, this.socketId))) {
+      this.ws.close(CLOSE_TOO_MANY_SOCKETS.code, CLOSE_TOO_MANY_SOCKETS.reason);
+      return;
+    }
+    this.renewTimer = setInterval(() => void sockets.renew(this.token, this.socketId).catch(() => undefined), SOCKET_REFRESH_MS);
+    this.renewTimer.unref();
+    // Subscribe first, then read the state: no event can fall in between.
     await hub.add(this.token, this);
     const state = await store.touch(this.token);
     if (state === null) {
@@ -160,7 +192,7 @@ export class ChatConnection implements LiveListener {
     this.inbound = this.inbound
       .then(() => (this.cursor === undefined ? undefined : this.handle(data, isBinary)))
       .catch((error: unknown) => {
-        if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId);
+        if (error instanceof FrameError) this.reject(error.code, error.message, error.clientId, error.retryAfterMs);
         else this.fail(error);
       })
       .finally(() => {
@@ -182,6 +214,8 @@ export class ChatConnection implements LiveListener {
         await this.deps.store.requestStop(this.token, this.partition.cancelChannel, frame.seq);
         return;
       case 'resume':
+        // Each resume replays events: a client may not make the gateway replay without end.
+        await this.limited(this.resumes, 'socket', 'Too many resume requests');
         // Awaited, so a later frame's reply cannot overtake this one's.
         await this.cursor?.resume(frame.after, () => this.confirmResume(frame.after));
         return;
@@ -219,8 +253,12 @@ export class ChatConnection implements LiveListener {
     }
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
+    const { store, pipelineWakeUp, limits } = this.deps;
+    await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
+    await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
+    await this.admit(clientId);
     const { queue: queueKey, unanswered: unansweredKey } = this.partition;
-    const result = await this.deps.store.accept(this.token, text, clientId, { queueKey, unansweredKey, pipelined: this.deps.pipelineWakeUp });
+    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, inScript: pipelineWakeUp }, this.address);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
@@ -229,10 +267,55 @@ export class ChatConnection implements LiveListener {
     if (this.mode === 'streaming') {
       const { id, seq, timestamp } = result.record;
       this.send({ type: 'accepted', id, seq, timestamp, ...(clientId === undefined ? {} : { clientId }) });
+      this.waiting.add(seq);
+      this.watchQueue();
     }
   }
 
+  /** Admission control: refuses at once, with "busy", a message that would wait too long. */
+  private async admit(clientId: string | undefined): Promise<void> {
+    const { maxQueueWaitMs, queueView } = this.deps;
+    if (maxQueueWaitMs === 0) return;
+    // Without a view of the queue (Redis trouble) the message is stored as before.
+    const snapshot = await queueView.snapshot().catch(() => undefined);
+    if (snapshot === undefined) return;
+    // With nobody waiting a slot may well be free: only sessions ahead make a wait we can estimate.
+    const ahead = snapshot.positions.size - (snapshot.positions.has(this.token) ? 1 : 0);
+    const waitMs = ahead === 0 ? 0 : snapshot.estimateMs(ahead);
+    if (waitMs === undefined || waitMs <= maxQueueWaitMs) return;
+    const retryAfterMs = waitMs - maxQueueWaitMs;
+    throw new FrameError(ErrorCodes.busy, `The assistant is busy (about ${Math.ceil(waitMs / 1000)} s of waiting): try again in ${Math.ceil(retryAfterMs / 1000)} s.`, clientId, retryAfterMs);
+  }
+
+  /** While this socket's messages wait for a worker, tells it their place in line when it changes. */
+  private watchQueue(): void {
+    if (this.queueTimer !== undefined) return;
+    const update = () => {
+      if (this.closed || this.waiting.size === 0) {
+        clearInterval(this.queueTimer);
+        this.queueTimer = undefined;
+        this.reportedPosition = undefined;
+        return;
+      }
+      void this.reportPosition().catch(() => undefined);
+    };
+    this.queueTimer = setInterval(update, QUEUE_UPDATE_MS);
+    this.queueTimer.unref();
+    update();
+  }
+
+  private async reportPosition(): Promise<void> {
+    const snapshot = await this.deps.queueView.snapshot();
+    const position = snapshot.positions.get(this.token);
+    if (position === this.reportedPosition) return;
+    this.reportedPosition = position;
+    if (position === undefined || this.waiting.size === 0) return;
+    const etaMs = snapshot.estimateMs(position);
+    this.send({ type: 'queued', seq: Math.min(...this.waiting), position, ...(etaMs === undefined ? {} : { etaMs }) });
+  }
+
   private async deliver(event: StoredEvent): Promise<void> {
+    if (event.type === 'done' || event.type === 'stopped' || event.type === 'error') this.waiting.delete(event.seq);
     if (this.mode === 'streaming') {
       this.send(event);
       return;
@@ -254,10 +337,24 @@ export class ChatConnection implements LiveListener {
     }
   }
 
-  private reject(code: ErrorCode, message: string, clientId?: string): void {
+  /** Throws a rate_limited FrameError when `limit` refuses `key`. */
+  private async limited(limit: Limit, key: string, what: string, clientId?: string): Promise<void> {
+    const waitMs = await limit.take(key);
+    if (waitMs === null) return;
+    throw new FrameError(ErrorCodes.rateLimited, `${what}: try again in ${Math.ceil(waitMs / 1000)} s.`, clientId, waitMs);
+  }
+
+  private reject(code: ErrorCode, message: string, clientId?: string, retryAfterMs?: number): void {
     this.deps.metrics.rejected.inc({ code });
-    if (this.mode === 'plain') this.sendJson({ type: 'error', code, message, msg: message });
-    else this.send({ type: 'error', code, message, ...(clientId === undefined ? {} : { clientId }) });
+    const frame: ServerFrame = {
+      type: 'error',
+      code,
+      message,
+      ...(clientId === undefined ? {} : { clientId }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
+    // Plain-mode clients render `msg` of whatever arrives.
+    this.sendJson(this.mode === 'plain' ? { ...frame, msg: message } : frame);
   }
 
   private fail(error: unknown): void {
@@ -283,7 +380,10 @@ export class ChatConnection implements LiveListener {
   private async onClose(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.renewTimer);
+    clearInterval(this.queueTimer);
     this.deps.metrics.sockets.dec({ mode: this.mode });
+    await this.deps.sockets.leave(this.token, this.socketId).catch(() => undefined);
     await this.deps.hub.remove(this.token, this).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed'));
   }
 }

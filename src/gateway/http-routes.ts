@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { withDeadline } from '../shared/deadline.js';
 import { readinessBody } from '../shared/metrics-server.js';
 import type { SessionStore } from '../store/session-store.js';
+import { retryAfterSeconds, type Limit } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RedisHealth } from './redis-health.js';
 
@@ -23,6 +24,8 @@ export interface RouteDependencies {
   readonly readiness: () => Promise<string[]>;
   /** METRICS_TOKEN: /metrics on this port for `Authorization: Bearer <it>`; undefined: no /metrics here. */
   readonly metricsToken: string | undefined;
+  /** Session creation per client address. */
+  readonly limitSessions: Limit;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
@@ -72,6 +75,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   app.post('/token', { onSend: noStore }, async (request, reply) => {
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
+    const waitMs = await withDeadline(deps.limitSessions.take(request.ip), deps.deadlineMs);
+    if (waitMs !== null) {
+      return reply
+        .code(429)
+        .header('Retry-After', retryAfterSeconds(waitMs))
+        .send({ detail: `Too many new sessions from your address: try again in ${retryAfterSeconds(waitMs)} s`, retryAfterMs: waitMs });
+    }
     const session = await withDeadline(deps.store.create(name), deps.deadlineMs);
     deps.metrics.sessions.inc();
     const { last_event_id: _unused, ...original } = session;

@@ -10,15 +10,18 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
-import { queuePartitions } from '../contracts/keys.js';
+import { globalKeys, queuePartitions } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
-import { connectRedis, createRedisClient, duplicateClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
+import { SocketRegistry } from '../store/socket-registry.js';
 import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
+import { createLimits } from './limits.js';
 import { LiveHub } from './live-hub.js';
+import { QueueView } from './queue-view.js';
 import { GatewayMetrics } from './metrics.js';
 import { RedisHealth } from './redis-health.js';
 import { chooseProtocol, routeUpgrades } from './upgrade.js';
@@ -143,6 +146,24 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
   return timer;
 }
 
+/**
+ * Parley's state must never be evicted (a lost lease or queue entry loses answers), and Redis must
+ * not grow without bound: BullMQ's advice is maxmemory with the noeviction policy. Managed Redis
+ * may refuse CONFIG GET; that is not worth a warning.
+ */
+async function warnAboutEviction(redis: RedisClient, logger: Logger): Promise<void> {
+  try {
+    const config = await redis.configGet(['maxmemory', 'maxmemory-policy']);
+    if (config.maxmemory === '0') logger.warn('Redis has no maxmemory: a flood can grow it until the machine runs out of memory; set maxmemory');
+    const policy = config['maxmemory-policy'];
+    if (policy !== undefined && policy !== 'noeviction') {
+      logger.warn({ policy }, 'Redis may evict keys (maxmemory-policy is not noeviction): sessions, leases and queue entries could vanish');
+    }
+  } catch {
+    // CONFIG is often disabled on managed services.
+  }
+}
+
 export async function startGateway(config: Config, logger: Logger): Promise<GatewayHandle> {
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
@@ -153,7 +174,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     eventsMaxLen: config.eventsMaxLen,
     maxPendingPerSession: config.maxPendingPerSession,
     shardedPubSub: config.redis.cluster,
+    historyMaxRecords: config.historyMaxRecords,
+    refreshMaxMessages: config.refreshMaxMessages,
   });
+  const limits = createLimits(redis, config.keyPrefix, config.rateLimits);
+  const keys = globalKeys(config.keyPrefix);
+  const partitions = queuePartitions(config.keyPrefix, config.queuePartitions);
+  void warnAboutEviction(redis, logger);
   const sweepMs = Math.min(30_000, Math.max(250, (config.sessionTtlSeconds * 1000) / 4));
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs, config.redis.cluster);
   const app = buildHttp(config, logger);
@@ -169,6 +196,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     deadlineMs: config.requestDeadlineMs,
     readiness,
     metricsToken: config.metricsToken,
+    limitSessions: limits.sessions,
   });
 
   const wss = new WebSocketServer({
@@ -181,12 +209,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     store,
     redis,
     hub,
-    partitions: queuePartitions(config.keyPrefix, config.queuePartitions),
+    partitions,
     messageMaxChars: config.messageMaxChars,
     pipelineWakeUp: !config.redis.cluster,
     health,
     logger,
     metrics,
+    limits,
+    queueView: new QueueView(redis, { queues: partitions.map((partition) => partition.queue), group: keys.group, capacity: keys.capacity }),
+    maxQueueWaitMs: config.maxQueueWaitMs,
+    sockets: new SocketRegistry(redis, { prefix: config.keyPrefix, maxPerSession: config.maxSocketsPerSession, sessionTtlSeconds: config.sessionTtlSeconds }),
   }, { allowedOrigins: config.corsOrigins, trustProxy: config.trustProxy });
 
   await app.listen({ port: config.port, host: config.host });

@@ -11,6 +11,7 @@ import { isValidToken } from '../contracts/keys.js';
 import { CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../contracts/protocol.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
+import { retryAfterSeconds, upgradeAddress } from './limits.js';
 
 export interface UpgradeSettings {
   /** CORS_ORIGINS: other sites allowed to open a chat socket (and to call the HTTP API). */
@@ -25,6 +26,14 @@ const MAX_LOGGED_ORIGIN_CHARS = 200;
 
 function refuse(socket: Duplex, status: 400 | 403 | 404 | 405, text: string): void {
   if (socket.writable) socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}
+
+/** Upgrades per address are rate-limited (RATE_UPGRADES_PER_MINUTE). */
+function refuseTooMany(socket: Duplex, waitMs: number): void {
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${retryAfterSeconds(waitMs)}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  }
   socket.destroy();
 }
 
@@ -124,14 +133,25 @@ export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDe
       if (path !== '/chat') return refuse(socket, 404, 'Not Found');
       if (!origins.allows(request)) return refuse(socket, 403, 'Forbidden');
       const token = requestToken(request, query);
-      wss.handleUpgrade(request, socket, head, (ws) => {
-        if (!isValidToken(token)) {
-          ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
-          return;
-        }
-        wss.emit('connection', ws, request);
-        new ChatConnection(ws, token, deps);
-      });
+      const address = upgradeAddress(request, settings.trustProxy);
+      deps.limits.upgrades.take(address).then(
+        (waitMs) => {
+          if (waitMs !== null) return refuseTooMany(socket, waitMs);
+          wss.handleUpgrade(request, socket, head, (ws) => {
+            if (!isValidToken(token)) {
+              ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
+              return;
+            }
+            wss.emit('connection', ws, request);
+            new ChatConnection(ws, token, address, deps);
+          });
+        },
+        (error: unknown) => {
+          deps.logger.warn({ err: safeError(error) }, 'upgrade limit check failed');
+          if (socket.writable) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          socket.destroy();
+        },
+      );
     } catch (error) {
       // Never the URL or headers: they may carry the token.
       deps.logger.warn({ err: safeError(error) }, 'upgrade request failed');

@@ -9,10 +9,12 @@ import { userErrorText, type ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
 import type { RedisClient } from './redis.js';
+import { compareEventIds } from '../contracts/event-ids.js';
 import {
   appendDelta,
   finishTurn,
   inspectSession,
+  markWake,
   renewLease,
   runSessionScript,
   startTurn,
@@ -71,11 +73,29 @@ export class AnswerStore {
   }
 
   /**
-   * Gives the session back (shutdown): the next worker to take the lease starts the turn over. It
-   * is the renewal script with a 1 ms lifetime, so it only ever shortens a lease this owner holds.
+   * Gives the session back (shutdown, or yielding to waiting sessions): the next worker to take
+   * the lease starts the next turn at once. It is the renewal script with a lifetime of 0, which
+   * deletes the lease (a 1 ms lease would still refuse a worker that takes the session back within
+   * that millisecond, and that worker would drop its wake-up), and only ever a lease this owner holds.
    */
   async releaseLease(token: string, owner: string): Promise<void> {
-    await this.run(renewLease, token, [owner, '1']);
+    await this.run(renewLease, token, [owner, '0']);
+  }
+
+  /**
+   * Whether a newer queue entry for the session exists ("wake" in the session hash), and the
+   * client address of its newest message. An entry only says "this session has work"; whoever takes
+   * the newer one answers every message this one announced, so a stale one needs no work of its
+   * own. A backlog of N messages then holds one place in the queue, not N.
+   */
+  async wakeState(token: string, entryId: string): Promise<{ stale: boolean; address: string | undefined }> {
+    const [newest, address] = await this.redis.hmGet(sessionKeys(this.options.prefix, token).session, ['wake', 'addr']);
+    return { stale: typeof newest === 'string' && compareEventIds(entryId, newest) < 0, address: address || undefined };
+  }
+
+  /** Records a queue entry just added for the session as its newest (see isStaleWake). */
+  async markWake(token: string, entryId: string): Promise<void> {
+    await this.run(markWake, token, [entryId]);
   }
 
   /** Reads (without renewing) whether the session has unanswered turns and whether anyone owns it. */

@@ -32,9 +32,9 @@ function toEntries(messages: ReadonlyArray<{ id: string; message: Record<string,
   return { valid, invalid };
 }
 
-/** Gateway side: wakes a worker for the session. */
-export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<void> {
-  await redis.xAdd(queueKey, '*', { t: token });
+/** Wakes a worker for the session; returns the entry's id. */
+export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<string> {
+  return redis.xAdd(queueKey, '*', { t: token });
 }
 
 /** Notes that the session may have an unanswered turn (see GlobalKeys.unanswered). */
@@ -108,12 +108,25 @@ export class QueueConsumer {
    * every wake-up has been handed out: Infinity.
    */
   async deliveredUpTo(): Promise<number> {
+    const { delivered, newest } = await this.readPosition();
+    if (newest === undefined || compareEventIds(delivered, newest) >= 0) return Number.POSITIVE_INFINITY;
+    return Number(delivered.split('-')[0]);
+  }
+
+  /**
+   * True when the queue holds entries no worker has read yet: other sessions wait for a slot.
+   * (The newest entry is never trimmed while unread: trimming keeps everything after the last read.)
+   */
+  async hasUnread(): Promise<boolean> {
+    const { delivered, newest } = await this.readPosition();
+    return newest !== undefined && compareEventIds(delivered, newest) < 0;
+  }
+
+  /** The id of the group's last handed-out entry and of the newest entry. */
+  private async readPosition(): Promise<{ delivered: string; newest: string | undefined }> {
     const [groups, newest] = await Promise.all([this.redis.xInfoGroups(this.queueKey), this.redis.xRevRange(this.queueKey, '+', '-', { COUNT: 1 })]);
     const group = groups.find((candidate) => String(candidate.name) === this.group);
-    const delivered = String(group?.['last-delivered-id'] ?? '0-0');
-    const newestId = newest?.[0]?.id;
-    if (newestId === undefined || compareEventIds(delivered, newestId) >= 0) return Number.POSITIVE_INFINITY;
-    return Number(delivered.split('-')[0]);
+    return { delivered: String(group?.['last-delivered-id'] ?? '0-0'), newest: newest?.[0]?.id };
   }
 
   /** Drops entries every consumer has acknowledged, so the queue stays as long as the backlog. */
@@ -196,6 +209,12 @@ export class PartitionedQueue {
 
   deliveredUpTo(partition: number): Promise<number> {
     return this.consumer(partition).deliveredUpTo();
+  }
+
+  /** True when any partition holds entries no worker has read yet. */
+  async hasUnread(): Promise<boolean> {
+    const unread = await Promise.all(this.consumers.map((consumer) => consumer.hasUnread()));
+    return unread.includes(true);
   }
 
   async trimAcknowledged(): Promise<void> {

@@ -14,7 +14,9 @@
  *
  * Session hash fields: name, start, seq (last accepted turn), answered (last answered turn),
  * last (id of the newest event), done (id of the newest terminal event), aturn/attempt (attempt
- * counter of the turn being answered).
+ * counter of the turn being answered), wake (id of a recent queue entry for the session: any
+ * older entry is redundant, see AnswerStore.wakeState), addr (client address of the newest
+ * message, for the per-address cap on answers in progress).
  */
 import { createHash } from 'node:crypto';
 import { sessionKeys } from '../contracts/keys.js';
@@ -74,8 +76,12 @@ function script(name: string, body: string): SessionScript {
 }
 
 /**
- * Stores a human message as the next turn.
+ * Stores a human message as the next turn and, on a single Redis node, wakes a worker.
  * ARGV[4] message id  ARGV[5] text  ARGV[6] timestamp  ARGV[7] clientId or ""  ARGV[8] max pending
+ * ARGV[9] session token  ARGV[10] stored history cap (records)  ARGV[11] sender's client address
+ * KEYS[8] (single node only) the work queue: its entry is added here, only for an accepted
+ * message, so a refused one costs the queue nothing. On a Cluster the queue lives in another slot
+ * and the caller adds the entry once the script has answered "ok".
  * Returns {"ok", record} | {"duplicate", record} | {"busy"} | {"expired"}.
  */
 export const acceptMessage = script(
@@ -89,10 +95,15 @@ end
 local seq = counter('seq')
 if seq - counter('answered') >= tonumber(ARGV[8]) then return {'busy'} end
 seq = seq + 1
-redis.call('HSET', K_SESSION, 'seq', seq)
+redis.call('HSET', K_SESSION, 'seq', seq, 'addr', ARGV[11])
 local record = cjson.encode({id = ARGV[4], msg = ARGV[5], timestamp = ARGV[6], source = 'human', seq = seq})
 redis.call('RPUSH', K_MESSAGES, record)
+-- Bounded history: the oldest records leave; the cap is above what a turn's prompt reads.
+redis.call('LTRIM', K_MESSAGES, -tonumber(ARGV[10]), -1)
 if ARGV[7] ~= '' then redis.call('HSET', K_DEDUPE, ARGV[7], record) end
+if KEYS[8] then
+  redis.call('HSET', K_SESSION, 'wake', redis.call('XADD', KEYS[8], '*', 't', ARGV[9]))
+end
 touch()
 return {'ok', record}
 `,
@@ -125,6 +136,7 @@ return {'ok', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE)
 
 /**
  * Renews the session and returns a consistent snapshot for refresh_token.
+ * ARGV[4] how many of the newest message records to return (a bounded reply however long the chat)
  * Returns {"ok", name, start, done event id, messages (list of JSON), errors (flat field/value)} | {"expired"}.
  */
 export const readSession = script(
@@ -133,7 +145,7 @@ export const readSession = script(
 if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
 touch()
 local s = redis.call('HMGET', K_SESSION, 'name', 'start', 'done')
-return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAGES, 0, -1), redis.call('HGETALL', K_ERRORS)}
+return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAGES, -tonumber(ARGV[4]), -1), redis.call('HGETALL', K_ERRORS)}
 `,
 );
 
@@ -230,6 +242,19 @@ return {'ok', id}
 `,
 );
 
+/**
+ * Records the id of a queue entry just added for the session (see "wake" above); a session that
+ * expired meanwhile is left gone.  ARGV[4] entry id.  Returns 1, or 0 when the session is gone.
+ */
+export const markWake = script(
+  'markWake',
+  `
+if redis.call('EXISTS', K_SESSION) == 0 then return 0 end
+redis.call('HSET', K_SESSION, 'wake', ARGV[4])
+return 1
+`,
+);
+
 /** Worker: extends its lease.  ARGV[4] lease owner  ARGV[5] lease ms.  Returns 1, or 0 if lost. */
 export const renewLease = script(
   'renewLease',
@@ -283,19 +308,23 @@ export interface SessionScriptOptions {
   readonly shardedPubSub?: boolean;
 }
 
-/** Runs a session script with the standard seven keys and three leading arguments (see top). */
+/**
+ * Runs a session script with the standard seven keys and three leading arguments (see top), plus
+ * `extraKeys` after them for the scripts that document one.
+ */
 export function runSessionScript(
   client: RedisClient,
   options: SessionScriptOptions,
   lua: SessionScript,
   token: string,
   extra: readonly string[],
+  extraKeys: readonly string[] = [],
 ): Promise<ScriptReply> {
   const keys = sessionKeys(options.prefix, token);
   return runScript(
     client,
     options.shardedPubSub === true ? lua.sharded : lua,
-    [keys.session, keys.messages, keys.events, keys.dedupe, keys.errors, keys.lease, keys.cancel],
+    [keys.session, keys.messages, keys.events, keys.dedupe, keys.errors, keys.lease, keys.cancel, ...extraKeys],
     [keys.live, String(options.sessionTtlSeconds * 1000), String(options.eventsMaxLen), ...extra],
   );
 }

@@ -16,7 +16,7 @@ import {
   type StoredEvent,
 } from '../contracts/protocol.js';
 import { publish } from './pubsub.js';
-import { acceptMessage, readSession, requestStop, runSessionScript, touchSession, type SessionScript } from './scripts.js';
+import { acceptMessage, markWake, readSession, requestStop, runSessionScript, touchSession, type SessionScript } from './scripts.js';
 import { enqueue, markUnanswered } from './queue.js';
 import type { RedisClient } from './redis.js';
 
@@ -27,14 +27,18 @@ export interface SessionStoreOptions {
   readonly maxPendingPerSession: number;
   /** Redis Cluster: sharded pub/sub (see scripts.ts). */
   readonly shardedPubSub?: boolean;
+  /** Stored history records kept per session (oldest leave first); see HISTORY_MAX_RECORDS. */
+  readonly historyMaxRecords: number;
+  /** Newest messages refresh_token returns (REFRESH_MAX_MESSAGES). */
+  readonly refreshMaxMessages: number;
 }
 
 /** Where and how to wake a worker for an accepted message. */
 export interface WakeUp {
   readonly queueKey: string;
   readonly unansweredKey: string;
-  /** One Redis node: the wake-up may travel in the same pipeline as the message. */
-  readonly pipelined: boolean;
+  /** One Redis node: the accept script adds the queue entry itself (see acceptMessage). */
+  readonly inScript: boolean;
 }
 
 export type AcceptResult =
@@ -101,10 +105,13 @@ export class SessionStore {
     return { token, name, session_start: start, messages: [], last_event_id: '0' };
   }
 
-  /** The whole history, oldest turn first, and the event id to resume after. Renews the session. */
+  /**
+   * The newest REFRESH_MAX_MESSAGES messages of the history, oldest first, and the event id to
+   * resume after. Renews the session.
+   */
   async read(token: string): Promise<SessionView | null> {
     if (!isValidToken(token)) return null;
-    const reply = await this.run(readSession, token, []);
+    const reply = await this.run(readSession, token, [String(this.options.refreshMaxMessages)]);
     if (statusOnly.safeParse(reply).success) return null;
     const [, name, start, doneEventId, rawMessages, rawErrors] = readReply.parse(reply);
     const errors = new Map<number, { code: SessionView['messages'][number]['error'] }>();
@@ -130,28 +137,39 @@ export class SessionStore {
   }
 
   /**
-   * Stores a human message as the next turn, then wakes a worker (an entry on the queue). With
-   * `pipelined` (one Redis node, where commands on a connection run in the order sent) both go out
-   * together: no worker can see the wake-up before the message, and a wake-up for a rejected
-   * message costs a worker one look. Should Redis run the script only after the wake-up (it had to
-   * be sent again in full), a second wake-up follows. On a Cluster the queue lives on another node,
-   * so the wake-up waits for the message to be stored.
+   * Stores a human message as the next turn and wakes a worker (an entry on the queue) — only when
+   * it was accepted: refused work costs nothing. On one Redis node the script adds the entry itself
+   * (atomically: no worker can see the entry before the message, and the NOSCRIPT resend changes
+   * nothing). On a Cluster the queue lives on another node, so the entry follows the script's "ok".
    */
-  async accept(token: string, text: string, clientId: string | undefined, wake: WakeUp): Promise<AcceptResult> {
+  async accept(
+    token: string,
+    text: string,
+    clientId: string | undefined,
+    wake: WakeUp,
+    /** The sender's client address ("" = unknown: no per-address cap applies). */
+    address = '',
+  ): Promise<AcceptResult> {
     // Noted before the message is stored, so a message can never be stored without it: if the
     // wake-up is lost (a process or a failover dies in between), the workers' sweep finds the turn.
+    // (A note for a refused message costs one sorted-set member per session, never a queue entry.)
     const noting = markUnanswered(this.redis, wake.unansweredKey, token);
-    const storing = runSessionScript(this.redis, this.options, acceptMessage, token, [
+    const args = [
       randomUUID(),
       text,
       new Date().toISOString(),
       clientId ?? '',
       String(this.options.maxPendingPerSession),
-    ]);
-    const waking = wake.pipelined ? enqueue(this.redis, wake.queueKey, token) : undefined;
-    const [{ reply, resent }] = await Promise.all([storing, waking, noting]);
+      token,
+      String(this.options.historyMaxRecords),
+      address,
+    ];
+    const storing = runSessionScript(this.redis, this.options, acceptMessage, token, args, wake.inScript ? [wake.queueKey] : []);
+    const [{ reply }] = await Promise.all([storing, noting]);
     const result = parseAcceptReply(reply);
-    if (result.status === 'accepted' && (!wake.pipelined || resent)) await enqueue(this.redis, wake.queueKey, token);
+    if (result.status === 'accepted' && !wake.inScript) {
+      await this.run(markWake, token, [await enqueue(this.redis, wake.queueKey, token)]);
+    }
     return result;
   }
 

@@ -1,7 +1,9 @@
 /**
- * One worker's turn at one session: while it holds the session's lease it answers every
- * unanswered turn, oldest first, each seeing the answers before it. Streams the answer in
- * batches and commits it exactly once; a stop request, a lost lease or a shutdown end it early.
+ * One worker's turn at one session: while it holds the session's lease it answers the unanswered
+ * turns, oldest first, each seeing the answers before it, until none is left or other sessions
+ * wait for a slot (then it yields after the answer it committed, so sessions take turns). Streams
+ * the answer in batches and commits it exactly once; a stop request, a lost lease or a shutdown
+ * end it early.
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorCodes, ParleyError, type ErrorCode } from '../contracts/errors.js';
@@ -26,6 +28,10 @@ export interface DrainDependencies {
   readonly settings: DrainSettings;
   readonly logger: Logger;
   readonly metrics?: DrainMetrics;
+  /** True when other sessions wait for a worker slot: the drain then yields after each answer. */
+  readonly othersWaiting: () => Promise<boolean>;
+  /** Told the time from starting each committed turn to committing it (for wait estimates). */
+  readonly onAnswered: (ms: number) => void;
 }
 
 /** What a drain reports about its turns (the worker's Prometheus metrics). */
@@ -38,8 +44,9 @@ export interface DrainMetrics {
 
 /**
  * Why a drain ended: nothing left; another worker owned the session from the start; it expired;
- * we gave it back (shutdown); or our lease ran out while we held it (a stall longer than the
- * lease), so the turn in progress was dropped uncommitted and must be handed back.
+ * we gave it back (shutdown, or yielding to waiting sessions: either way the session goes to the
+ * back of the queue); or our lease ran out while we held it (a stall longer than the lease), so
+ * the turn in progress was dropped uncommitted and must be handed back.
  */
 export type DrainEnd = 'drained' | 'owned-elsewhere' | 'expired' | 'handed-back' | 'lease-lost';
 
@@ -85,6 +92,7 @@ export class SessionDrain {
     for (;;) {
       if (this.handingBack) return 'handed-back';
       this.startsSent += 1;
+      const started = performance.now();
       const start = await store.startTurn(this.token, this.owner);
       if (start.status === 'idle') return 'drained';
       if (start.status === 'expired') return 'expired';
@@ -99,8 +107,10 @@ export class SessionDrain {
       const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
       if (status === 'expired') return 'expired';
       if (status !== 'ok') return 'lease-lost';
+      this.deps.onAnswered(performance.now() - started);
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
       this.deps.metrics?.turn(result.outcome.kind === 'error' ? 'error' : result.outcome.stopped ? 'stopped' : 'answer');
+      if (await this.deps.othersWaiting()) return 'handed-back';
     }
   }
 

@@ -10,12 +10,14 @@ import { ModelError } from '../contracts/errors.js';
 import { globalKeys, partitionOf, queuePartitions, type QueuePartition } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
 import { UnavailableProvider } from '../providers/unavailable.js';
+import { AddressSlots } from '../store/address-slots.js';
 import { AnswerStore } from '../store/answer-store.js';
 import { subscribe } from '../store/pubsub.js';
 import { enqueue, forgetNote, PartitionedQueue, unansweredBefore, type PartitionEntry, type UnansweredNote } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
+import { CAPACITY_REPORT_MS, CapacityReporter } from './capacity.js';
 import { WorkerMetrics } from './metrics.js';
 import { SessionDrain, type DrainEnd } from './session-drain.js';
 
@@ -28,6 +30,8 @@ export interface WorkerHandle {
 }
 
 const READ_BLOCK_MS = 1000;
+/** How long an entry whose address is at its cap waits before going to the back of the queue. */
+const ADDRESS_BUSY_RETRY_MS = 200;
 const TRIM_INTERVAL_MS = 30_000;
 /** Sessions the sweep looks at per round; the rest wait for the next round. */
 const SWEEP_BATCH = 200;
@@ -56,6 +60,8 @@ class Worker {
    * slots free up, and are renewed like the entries of running drains meanwhile.
    */
   private readonly waiting: PartitionEntry[] = [];
+  private readonly addressSlots: AddressSlots;
+  private readonly capacity: CapacityReporter;
   private running = true;
   private slotWaiters: Array<() => void> = [];
   private readLoopsDone: Promise<void> = Promise.resolve();
@@ -82,6 +88,9 @@ class Worker {
       // come at most the questions queued behind it and the answers of the turns before it.
       historyRecords: Math.max(HISTORY_RECORDS, 4 * config.maxPendingPerSession),
     });
+    this.capacity = new CapacityReporter(redis, this.keys.capacity, this.consumerName, config.workerConcurrency);
+    // A place is held at most as long as an answer may take (plus its retries' slack).
+    this.addressSlots = new AddressSlots(redis, { prefix: config.keyPrefix, cap: config.maxActivePerAddress, holdMs: 2 * config.model.totalTimeoutMs });
   }
 
   get consumer(): string {
@@ -99,6 +108,8 @@ class Worker {
     // Also at once: a worker that lives less than one interval (a crash loop) still trims.
     await this.queue.trimAcknowledged();
     this.every(TRIM_INTERVAL_MS, () => this.queue.trimAcknowledged());
+    this.every(CAPACITY_REPORT_MS, () => this.capacity.report());
+    await this.capacity.report();
     this.readLoopsDone = Promise.all(this.partitions.map((partition) => this.readLoop(partition.index))).then(() => undefined);
     this.logger.info(
       { consumer: this.consumerName, concurrency: this.config.workerConcurrency, partitions: this.partitions.length, model: this.provider.name },
@@ -116,6 +127,7 @@ class Worker {
     await this.waitForDrains(this.config.shutdownGraceMs);
     for (const { drain } of this.active.values()) drain.handBack();
     await this.waitForDrains(this.config.shutdownGraceMs + 5000);
+    await this.capacity.withdraw().catch(() => undefined);
     await (this.config.redis.cluster ? this.subscriber.sUnsubscribe() : this.subscriber.unsubscribe()).catch(() => undefined);
     this.subscriber.destroy();
     this.redis.destroy();
@@ -194,6 +206,13 @@ class Worker {
       },
       logger: this.logger,
       metrics: this.metrics,
+      // With a slot free this worker's blocking reads take any waiting entry at once: only a full
+      // worker needs to ask (and spend the round trip).
+      othersWaiting: () => {
+        if (this.waiting.length > 0) return Promise.resolve(true);
+        return this.active.size < this.config.workerConcurrency ? Promise.resolve(false) : this.queue.hasUnread().catch(() => false);
+      },
+      onAnswered: (ms) => this.capacity.recordAnswer(ms),
     });
     const active: ActiveDrain = { drain, entries: [{ entry, startsBefore: 0 }] };
     this.active.set(entry.token, active);
@@ -208,15 +227,38 @@ class Worker {
       this.settling += 1;
       if (this.active.get(entry.token) === active) this.active.delete(entry.token);
     };
+    let address: string | undefined;
     try {
+      const wake = await this.store.wakeState(entry.token, entry.id);
+      // Checked again after the wait, and detached at once: an entry attached meanwhile needs a drain.
+      if (wake.stale && active.entries.length === 1) {
+        detach();
+        await this.queue.ack([entry]);
+        return;
+      }
+      if (!(await this.addressSlots.take(wake.address, drain.owner))) {
+        // Its address has enough answers in progress: the entry goes to the back after a short
+        // wait (not at once, or workers would pass it around while the address's answers run).
+        detach();
+        // The slot is free during the wait: the read loops must not sit behind it.
+        this.slotFreed();
+        await new Promise((resolve) => setTimeout(resolve, ADDRESS_BUSY_RETRY_MS));
+        await this.requeue(entry.token);
+        await this.queue.ack(active.entries.map((attached) => attached.entry));
+        return;
+      }
+      address = wake.address;
       // Sent together on one connection: Redis runs the lease request first, and the drain's first
       // startTurn answers "lost" when another worker holds the session (that worker will see this
       // message before it lets go). One round trip instead of two before the model is asked.
       void this.store.acquireLease(entry.token, drain.owner).catch(() => undefined);
       const end = await drain.run();
+      // Given back before the session is re-queued, so its next entry finds the place free.
+      await this.addressSlots.release(address, drain.owner);
       detach();
       await this.settle(entry.token, active, end);
     } finally {
+      await this.addressSlots.release(address, drain.owner).catch(() => undefined);
       this.metrics.activeSessions.dec();
       if (detached) this.settling -= 1;
       else if (this.active.get(entry.token) === active) this.active.delete(entry.token);
@@ -235,7 +277,7 @@ class Worker {
   /** Entries that never started go back to the queue for another worker, at once. */
   private async handBackWaiting(): Promise<void> {
     const entries = this.waiting.splice(0);
-    await Promise.all(entries.map((entry) => enqueue(this.redis, this.partitionOf(entry.token).queue, entry.token)));
+    await Promise.all(entries.map((entry) => this.requeue(entry.token)));
     await this.queue.ack(entries);
   }
 
@@ -256,14 +298,21 @@ class Worker {
     if (end === 'lease-lost') {
       this.logger.warn({ session: tokenTag(token) }, 'lost the session lease during a turn (a stall longer than LEASE_MS); handing the turn back');
     }
-    if (end === 'handed-back' || end === 'lease-lost' || (uncovered && end !== 'expired')) await enqueue(this.redis, this.partitionOf(token).queue, token);
+    if (end === 'handed-back' || end === 'lease-lost' || (uncovered && end !== 'expired')) await this.requeue(token);
     await this.queue.ack(active.entries.map((attached) => attached.entry));
+  }
+
+  /** Puts the session at the back of the queue; older entries of it become redundant (AnswerStore.wakeState). */
+  private async requeue(token: string): Promise<void> {
+    await this.store.markWake(token, await enqueue(this.redis, this.partitionOf(token).queue, token));
   }
 
   private async keepAlive(): Promise<void> {
     const drains = [...this.active.values()];
     await Promise.all([
-      ...drains.map(async ({ drain }) => {
+      // A drain that has not asked for its lease yet (it is checking its entry and its address's
+      // cap) holds none: "not renewed" would wrongly mark it lost before it begins.
+      ...drains.filter(({ drain }) => drain.startsSent > 0).map(async ({ drain }) => {
         if (!(await this.store.renewLease(drain.token, drain.owner))) drain.loseLease();
       }),
       this.queue.heartbeat([...drains.flatMap((active) => active.entries.map((attached) => attached.entry)), ...this.waiting]),

@@ -42,6 +42,8 @@ interface SetupOptions {
   readonly eventsMaxLen?: number;
   readonly maxPendingPerSession?: number;
   readonly historyRecords?: number;
+  readonly historyMaxRecords?: number;
+  readonly refreshMaxMessages?: number;
 }
 
 function setup(options: SetupOptions = {}): Setup {
@@ -50,7 +52,7 @@ function setup(options: SetupOptions = {}): Setup {
   const common = { prefix, sessionTtlSeconds: options.sessionTtlSeconds ?? 3600, eventsMaxLen: options.eventsMaxLen ?? 2000 };
   return {
     prefix,
-    sessions: new SessionStore(redis, { ...common, maxPendingPerSession: options.maxPendingPerSession ?? 20 }),
+    sessions: new SessionStore(redis, { ...common, maxPendingPerSession: options.maxPendingPerSession ?? 20, historyMaxRecords: options.historyMaxRecords ?? 1000, refreshMaxMessages: options.refreshMaxMessages ?? 200 }),
     answers: new AnswerStore(redis, { ...common, leaseMs: options.leaseMs ?? 10_000, historyRecords: options.historyRecords ?? 200 }),
     cancelChannel: `${prefix}cancel`,
   };
@@ -61,7 +63,7 @@ const answer = (text: string): TurnOutcome => ({ kind: 'answer', text, stopped: 
 /** A session with the given human messages accepted. */
 /** Wake-ups go to this setup's queue, sent after the message is stored (as on a Cluster). */
 function wake(s: Setup): WakeUp {
-  return { queueKey: `${s.prefix}queue`, unansweredKey: `${s.prefix}unanswered`, pipelined: false };
+  return { queueKey: `${s.prefix}queue`, unansweredKey: `${s.prefix}unanswered`, inScript: false };
 }
 
 async function sessionWith(s: Setup, ...texts: string[]): Promise<string> {
@@ -588,22 +590,35 @@ test('startTurn hands the worker only the newest history records, never the whol
   if (start.status === 'ok') assert.deepEqual(start.history.map((record) => record.msg), ['three', 'four', 'five']);
 });
 
-test('a pipelined wake-up is sent again when Redis had to be sent the accept script in full', async () => {
-  const s = setup();
+test('the accept script adds the wake-up itself, only for an accepted message, also when it had to be resent', async () => {
+  const s = setup({ maxPendingPerSession: 2 });
   const queueKey = `${s.prefix}queue`;
   const { token } = await s.sessions.create('Ada');
-  // Cached script: message and wake-up go out together, one entry.
-  await s.sessions.accept(token, 'warm', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
+  await s.sessions.accept(token, 'warm', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, inScript: true });
   assert.equal(await redis.xLen(queueKey), 1);
-  // After a Redis restart or failover the cache is empty: EVALSHA fails, the wake-up sent behind it
-  // runs first, and the script runs only when resent. A second wake-up must follow the message.
+  // After a Redis restart or failover the cache is empty: EVALSHA fails and the script is resent.
   await redis.scriptFlush();
-  const result = await s.sessions.accept(token, 'cold', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true });
-  assert.equal(result.status, 'accepted');
-  assert.equal(await redis.xLen(queueKey), 3);
-  // A rejected message sends no extra wake-up beyond the pipelined one.
+  assert.equal((await s.sessions.accept(token, 'cold', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, inScript: true })).status, 'accepted');
+  assert.equal(await redis.xLen(queueKey), 2);
+  const newest = (await redis.xRange(queueKey, '-', '+'))?.[1];
+  assert.equal(await redis.hGet(sessionKeys(s.prefix, token).session, 'wake'), newest?.id, 'the session knows its newest wake-up');
+  // Refused (busy, then expired, the latter with a cold cache): no entry.
+  assert.deepEqual(await s.sessions.accept(token, 'third', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, inScript: true }), { status: 'busy' });
   await redis.scriptFlush();
   await redis.del(sessionKeys(s.prefix, token).session);
-  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, pipelined: true })).status, 'expired');
-  assert.equal(await redis.xLen(queueKey), 4);
+  assert.equal((await s.sessions.accept(token, 'gone', undefined, { queueKey, unansweredKey: `${s.prefix}unanswered`, inScript: true })).status, 'expired');
+  assert.equal(await redis.xLen(queueKey), 2);
+});
+
+test('refresh_token returns the newest REFRESH_MAX_MESSAGES messages, oldest first', async () => {
+  const s = setup({ refreshMaxMessages: 2 });
+  const token = await sessionWith(s, 'one', 'two', 'three');
+  assert.deepEqual((await s.sessions.read(token))?.messages.map((message) => message.msg), ['two', 'three']);
+});
+
+test('stored history keeps the newest records up to its cap', async () => {
+  const s = setup({ historyMaxRecords: 3 });
+  const token = await sessionWith(s, 'one', 'two', 'three', 'four', 'five');
+  const messages = await redis.lRange(sessionKeys(s.prefix, token).messages, 0, -1);
+  assert.deepEqual(messages.map((raw) => (JSON.parse(raw) as { msg: string }).msg), ['three', 'four', 'five']);
 });

@@ -63,9 +63,9 @@ export class TestSocket {
     });
   }
 
-  static async open(baseUrl: string, token: string | null, streaming = true): Promise<TestSocket> {
+  static async open(baseUrl: string, token: string | null, streaming = true, headers: Record<string, string> = {}): Promise<TestSocket> {
     const url = `${baseUrl.replace(/^http/, 'ws')}/chat${token === null ? '' : `?token=${encodeURIComponent(token)}`}`;
-    const ws = new WebSocket(url, streaming ? [STREAMING_SUBPROTOCOL] : []);
+    const ws = new WebSocket(url, streaming ? [STREAMING_SUBPROTOCOL] : [], { headers });
     const socket = new TestSocket(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

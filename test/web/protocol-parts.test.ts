@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { backoffDelay } from '../../web/src/protocol/backoff.js';
 import { chatSocketProtocols, chatSocketUrl } from '../../web/src/protocol/browser.js';
-import { stateFromSession } from '../../web/src/protocol/chat-state.js';
+import { applyQueued, stateFromSession } from '../../web/src/protocol/chat-state.js';
+import { formatPlace, ordinal } from '../../web/src/ui/format.js';
 import { compareEventIds } from '../../src/contracts/event-ids.js';
 import { parseServerFrame } from '../../web/src/protocol/server-frames.js';
 import { createSessionApi, TransientError, type FetchLike } from '../../web/src/protocol/session-api.js';
@@ -129,5 +130,33 @@ describe('chatSocketUrl', () => {
     assert.equal(chatSocketUrl({ protocol: 'http:', host: '127.0.0.1:3500' }), 'ws://127.0.0.1:3500/chat');
     assert.equal(chatSocketUrl({ protocol: 'https:', host: 'chat.example' }), 'wss://chat.example/chat');
     assert.deepEqual(chatSocketProtocols('abc'), ['parley.v1', 'parley.token.abc']);
+  });
+});
+
+describe('queue place', () => {
+  it('parses queued frames and drops malformed ones', () => {
+    assert.deepEqual(parseServerFrame('{"type":"queued","seq":2,"position":3,"etaMs":12000}'), { type: 'queued', seq: 2, position: 3, etaMs: 12000 });
+    assert.deepEqual(parseServerFrame('{"type":"queued","seq":2,"position":1}'), { type: 'queued', seq: 2, position: 1 });
+    assert.equal(parseServerFrame('{"type":"queued","seq":2,"position":0}'), undefined);
+  });
+
+  it('reads as "3rd in line, about 12 s"', () => {
+    assert.equal(formatPlace(3, 12_000), '3rd in line, about 12 s');
+    assert.equal(formatPlace(1), '1st in line');
+    assert.deepEqual([2, 4, 11, 12, 13, 21, 22, 101].map(ordinal), ['2nd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st']);
+    assert.equal(formatPlace(40, 300_000), '40th in line, about 5 min');
+  });
+
+  it('puts the place on the queued turn only', () => {
+    const state = stateFromSession(
+      session({
+        messages: [
+          { id: 'a', msg: 'one', timestamp: '', source: 'human', seq: 1 },
+          { id: 'b', msg: 'two', timestamp: '', source: 'human', seq: 2 },
+        ],
+      }),
+    );
+    const placed = applyQueued(state, 1, { position: 3, etaMs: 12_000 });
+    assert.deepEqual(placed.turns.map((turn) => turn.place), [{ position: 3, etaMs: 12_000 }, undefined]);
   });
 });

@@ -9,6 +9,7 @@ import {
   addLocalMessage,
   applyAccepted,
   applyEvent,
+  applyQueued,
   applyRejection,
   EMPTY_STATE,
   fillUnknownTexts,
@@ -260,6 +261,9 @@ export class ChatClient {
         return;
       case 'reset':
         void this.reload();
+        return;
+      case 'queued':
+        this.setChat(applyQueued(this.snapshot.chat, frame.seq, frame.etaMs === undefined ? { position: frame.position } : { position: frame.position, etaMs: frame.etaMs }));
         return;
       default:
         return;

@@ -42,6 +42,13 @@ export interface Turn {
   /** Seen an answer event for a turn whose message this client never saw (sent elsewhere). */
   readonly textUnknown?: boolean;
   readonly stopRequested?: boolean;
+  /** While queued: the session's place in line for a worker and the estimated wait (queued frames). */
+  readonly place?: QueuePlace;
+}
+
+export interface QueuePlace {
+  readonly position: number;
+  readonly etaMs?: number;
 }
 
 export interface ChatState {
@@ -131,7 +138,12 @@ export function applyAccepted(state: ChatState, accepted: Accepted): ChatState {
   return { ...state, turns };
 }
 
-/** The server refused a message (empty, too long, too many pending): nothing was stored. */
+/** The session waits for a worker: its turn `seq` is at `position` in line (the turns after it wait behind it). */
+export function applyQueued(state: ChatState, seq: number, place: QueuePlace): ChatState {
+  return updateTurn(state, (turn) => turn.seq === seq && turn.status === 'queued', (turn) => ({ ...turn, place }));
+}
+
+/** The server refused a message (empty, too long, too many pending, rate limited, busy): nothing was stored. */
 export function applyRejection(state: ChatState, clientId: string, error: TurnError): ChatState {
   return updateTurn(state, (turn) => turn.clientId === clientId && turn.seq === undefined, (turn) => ({
     ...turn,

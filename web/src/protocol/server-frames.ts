@@ -46,6 +46,8 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
       return isEventId(frame.after) ? { type: 'resumed', after: frame.after } : undefined;
     case 'status':
       return frame.state === 'ok' || frame.state === 'degraded' ? { type: 'status', state: frame.state, message: isString(frame.message) ? frame.message : '' } : undefined;
+    case 'queued':
+      return parseQueued(frame);
     case 'error':
       if (frame.eventId !== undefined) return parseEvent(frame);
       return parseRejection(frame);
@@ -58,6 +60,12 @@ function parseRejection(frame: Json): RejectionFrame | undefined {
   if (!isString(frame.code)) return undefined;
   const rejection: RejectionFrame = { type: 'error', code: frame.code as ErrorCode, message: isString(frame.message) ? frame.message : frame.code };
   return isString(frame.clientId) ? { ...rejection, clientId: frame.clientId } : rejection;
+}
+
+function parseQueued(frame: Json): IncomingFrame | undefined {
+  if (!isSeq(frame.seq) || !isSeq(frame.position)) return undefined;
+  const queued = { type: 'queued' as const, seq: frame.seq, position: frame.position };
+  return typeof frame.etaMs === 'number' && frame.etaMs >= 0 ? { ...queued, etaMs: frame.etaMs } : queued;
 }
 
 function parseAccepted(frame: Json): IncomingFrame | undefined {

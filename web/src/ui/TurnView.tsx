@@ -1,6 +1,6 @@
 import { memo } from 'react';
 import type { Turn } from '../protocol/chat-state.js';
-import { formatWhen } from './format.js';
+import { formatPlace, formatWhen } from './format.js';
 import { RetryIcon } from './icons.js';
 import { Markdown } from './Markdown.js';
 
@@ -14,6 +14,7 @@ interface TurnViewProps {
 
 function humanStatus(turn: Turn, waitingBehind: number, online: boolean): string | undefined {
   if (turn.status === 'sending') return online ? 'Sending…' : 'Waiting for connection';
+  if (turn.status === 'queued' && turn.place !== undefined) return formatPlace(turn.place.position, turn.place.etaMs);
   if (turn.status === 'queued' && waitingBehind > 0) return 'Queued';
   return undefined;
 }
