@@ -3,9 +3,10 @@
  * keeps them from disturbing each other, and returns one result object. bench/run.ts is the
  * command line around it; the smoke test runs that command.
  *
- * Order: with 1 gateway + 1 worker: throughput, latency, streaming overhead, Redis cost and
- * memory, idle connections; then the scale-out throughput run (N + N); then the ceilings, with
- * nothing else running.
+ * Order: with 1 gateway + 1 worker on the real path (model over HTTP): throughput, latency,
+ * streaming overhead, Redis cost and memory, idle connections; then throughput with the model
+ * double inside the worker (the pipeline alone); then the scale-out throughput run (N + N);
+ * then the ceilings, with nothing else running.
  */
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -175,7 +176,7 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
   const baseModel: BenchModelSettings = { tokens: options.tokens, rate: options.rate, recordYields: false };
   const ctx: PhaseContext = { options, redis, admin, group, signal: hooks.signal, tag: startedAt.getTime().toString(36), baseModel, log: hooks.log };
   const profileDir = options.cpuProf ? join(hooks.workDir, 'profiles') : undefined;
-  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
+  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, modelPath: 'http' as const, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
   const result: Mutable<BenchResult> = {
     meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options, redis: { host: redis.host, port: redis.port, own: redis.pid !== null } },
     throughput: [],
@@ -195,6 +196,15 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
       const stack = own ? await startStack(group, { ...stackSettings, label: '1x1', gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
       try {
         await singleStackPhases({ ...ctx, stack }, result);
+      } finally {
+        await stack.stop();
+      }
+    }
+    if (want(options, 'throughput') && options.pipelineRow && own) {
+      hooks.log('starting 1 gateway + 1 worker with the model double inside the worker');
+      const stack = await startStack(group, { ...stackSettings, modelPath: 'double', label: '1x1-double', gateways: 1, workers: 1 });
+      try {
+        for (const mode of options.modes) result.throughput.push(await runThroughput({ ...ctx, stack }, mode, 1));
       } finally {
         await stack.stop();
       }

@@ -37,7 +37,10 @@ export interface BenchOptions {
   readonly settleMs: number;
   readonly ceilingRequests: number;
   readonly ceilingClients: number;
-  readonly workerConcurrency: number;
+  /** WORKER_CONCURRENCY of the benchmark's workers; undefined = the product's default. */
+  readonly workerConcurrency: number | undefined;
+  /** Also measure throughput with the model double inside the worker (isolates the pipeline). */
+  readonly pipelineRow: boolean;
   readonly flushIntervalMs: number;
   readonly turnTimeoutMs: number;
   readonly targets: readonly string[];
@@ -76,7 +79,8 @@ const DEFAULTS: BenchOptions = {
   settleMs: 2000,
   ceilingRequests: 100_000,
   ceilingClients: 50,
-  workerConcurrency: 128,
+  workerConcurrency: undefined,
+  pipelineRow: true,
   flushIntervalMs: 50,
   turnTimeoutMs: 30_000,
   targets: [],
@@ -117,8 +121,10 @@ const SMOKE: Partial<BenchOptions> = {
 export const HELP = `npm run bench -- [options]
 
 Starts its own redis-server (first free port from 6390, no persistence), gateways
-(src/gateway/main.ts) and workers (bench/worker-main.ts, model = BenchModelDouble) as separate
-processes, drives real WebSocket clients, and writes bench/results/<timestamp>.json and .md.
+(src/gateway/main.ts), workers (bench/worker-main.ts) and a model server (bench/model-server.ts)
+as separate processes: what users run, the OpenAI-compatible provider over HTTP in the default
+configuration. A second throughput row puts the model double inside the worker, which isolates
+the pipeline. Drives real WebSocket clients and writes bench/results/<timestamp>.json and .md.
 Everything listens on 127.0.0.1 only and is stopped at the end, on Ctrl+C and on failure.
 
 Size
@@ -134,7 +140,8 @@ Model double and pipeline
   --tokens K               tokens per answer in throughput/latency/memory (50; 4 characters each)
   --rate R|instant         model tokens per second in throughput runs (instant)
   --turns-per-session N    a client starts a new session after N turns; 0 = never (20)
-  --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (128)
+  --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (the product default)
+  --skip-double            no second throughput row with the model double inside the worker
   --flush-interval MS      FLUSH_INTERVAL_MS, the batch window (50)
   --scale-out N            second throughput run with N gateways + N workers (2; 0 = skip)
 
@@ -205,6 +212,7 @@ const OPTION_SPEC = {
   rate: { type: 'string' },
   'turns-per-session': { type: 'string' },
   'worker-concurrency': { type: 'string' },
+  'skip-double': { type: 'boolean' },
   'flush-interval': { type: 'string' },
   'scale-out': { type: 'string' },
   'latency-rates': { type: 'string' },
@@ -252,7 +260,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
     tokens: num('tokens', v.tokens, base.tokens),
     rate: v.rate === undefined ? base.rate : v.rate === 'instant' ? 'instant' : positive('rate', v.rate),
     turnsPerSession: num('turns-per-session', v['turns-per-session'], base.turnsPerSession, true),
-    workerConcurrency: num('worker-concurrency', v['worker-concurrency'], base.workerConcurrency),
+    workerConcurrency: v['worker-concurrency'] === undefined ? base.workerConcurrency : whole('worker-concurrency', v['worker-concurrency']),
+    pipelineRow: v['skip-double'] !== true && base.pipelineRow,
     flushIntervalMs: num('flush-interval', v['flush-interval'], base.flushIntervalMs),
     scaleOut: num('scale-out', v['scale-out'], base.scaleOut, true),
     latencyRates: v['latency-rates'] === undefined ? base.latencyRates : v['latency-rates'].split(',').map((item) => positive('latency-rates', item)),

@@ -29,7 +29,7 @@ function header(result: BenchResult): string {
     `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${num(meta.machine.memoryGiB)} GiB, Linux ${meta.machine.kernel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}; load average at start ${meta.machine.loadAverageAtStart.join(' / ')}`,
     `- System: ${meta.system === 'own' ? "the harness's own redis-server, gateways and workers on 127.0.0.1" : `targets ${o.targets.join(', ')}`}`,
     meta.system === 'own'
-      ? `- Model: BenchModelDouble, ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`
+      ? `- Model: bench/model-server.ts (its own process) through the OpenAI-compatible provider over HTTP — what users run${o.pipelineRow ? '; a second throughput row puts the BenchModelDouble inside the worker (the pipeline alone)' : ''}. ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency ?? 'default (32)'}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`
       : `- Model, workers and their settings: the target's; a client starts a new session every ${o.turnsPerSession || '∞'} turns`,
     `- Each load run: ${o.warmupMs / 1000} s warm-up, then ${o.durationMs / 1000} s measured. Latencies in ms.`,
   ].join('\n');
