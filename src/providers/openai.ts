@@ -110,6 +110,24 @@ const completionSchema = z.object({
   choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish() })).min(1),
 });
 
+/**
+ * The text of the event nearly every token arrives in, `{"choices":[{"delta":{"content":"…"},
+ * "finish_reason":null}]}`, checked by hand: the schema's parse cost more than all the rest of a
+ * token's handling. Anything else (an error, a finish, no content, a surprise) returns undefined
+ * and goes through streamChunkSchema.
+ */
+function plainDelta(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null || 'error' in json) return undefined;
+  const { choices } = json as { choices?: unknown };
+  if (!Array.isArray(choices) || choices.length !== 1) return undefined;
+  const choice: unknown = choices[0];
+  if (typeof choice !== 'object' || choice === null) return undefined;
+  const { delta, finish_reason: finish } = choice as { delta?: unknown; finish_reason?: unknown };
+  if ((finish !== null && finish !== undefined) || typeof delta !== 'object' || delta === null) return undefined;
+  const { content } = delta as { content?: unknown };
+  return typeof content === 'string' ? content : undefined;
+}
+
 /** Error bodies: OpenAI `{"error":{"message"}}`, HF `{"error":"...","estimated_time":20}`, others. */
 const errorBodySchema = z.object({
   error: apiErrorSchema.nullish(),
@@ -260,7 +278,7 @@ function truncate(text: string, max = MAX_DETAIL_CHARS): string {
 type Body = Dispatcher.ResponseData['body'];
 type ResponseHeaders = Dispatcher.ResponseData['headers'];
 
-/** Reads at most `limit` bytes of a body as text; the rest is discarded with the connection. */
+/** Reads at most `limit` bytes of a body as text; beyond that the connection is closed. */
 async function readLimited(body: Body, limit: number): Promise<string> {
   const decoder = new TextDecoder();
   let text = '';
@@ -272,7 +290,8 @@ async function readLimited(body: Body, limit: number): Promise<string> {
       if (bytes >= limit) break;
     }
   } finally {
-    body.destroy();
+    // A body read to its end leaves the connection to the pool.
+    if (!body.readableEnded) body.destroy();
   }
   return text + decoder.decode();
 }
@@ -342,7 +361,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.logger.info({ provider: this.name, model: this.config.model ?? null, baseUrl: this.safeUrl(base) }, 'language model: OpenAI-compatible API');
     // Not awaited: an API that is down at start-up may be up by the first message, and each
     // request reports its own failure. This only gives the operator an early hint.
-    if (this.probeModels) void this.probe(base);
+    if (this.probeModels) void this.probe();
   }
 
   countTokens(text: string): number {
@@ -399,13 +418,15 @@ export class OpenAICompatibleProvider implements ModelProvider {
       });
       if (response.statusCode < 200 || response.statusCode > 299) throw await this.httpError(response);
       progress.responded = true;
-      for await (const text of this.readAnswer(response)) {
-        // The consumer's pace is not the model's: no idle timer while it holds the chunk.
-        watchdog.disarm();
-        progress.yielded = true;
-        yield text;
-        if (request.signal.aborted) return;
-        watchdog.arm('idle', this.config.idleTimeoutMs);
+      for await (const texts of this.readAnswer(response)) {
+        for (const text of texts) {
+          // The consumer's pace is not the model's: no idle timer while it holds the chunk.
+          watchdog.disarm();
+          progress.yielded = true;
+          yield text;
+          if (request.signal.aborted) return;
+          watchdog.arm('idle', this.config.idleTimeoutMs);
+        }
       }
     } catch (error) {
       throw this.classify(error, watchdog, progress, request.signal);
@@ -430,12 +451,17 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return this.fail(ErrorCodes.modelUnavailable, `Could not reach the language model API at ${this.safeUrl(this.baseUrl())}: ${reason}`, true, undefined, error);
   }
 
-  /** Yields the answer's text chunks, from SSE, or from a JSON body when the server ignored stream. */
-  private async *readAnswer(response: Dispatcher.ResponseData): AsyncGenerator<string, void, undefined> {
+  /**
+   * Yields the answer's text chunks, from SSE, or from a JSON body when the server ignored stream:
+   * those of one network read together (each still a chunk of its own for the consumer), so a
+   * token costs one generator step, not two.
+   */
+  private async *readAnswer(response: Dispatcher.ResponseData): AsyncGenerator<string[], void, undefined> {
     const { body } = response;
     const type = header(response.headers, 'content-type') ?? '';
     if (type.includes('application/json')) {
-      yield* this.readJsonAnswer(body);
+      const text = await this.readJsonAnswer(body);
+      if (text !== '') yield [text];
       return;
     }
     // A proxy's or login page's HTML would otherwise look like an empty, truncated stream.
@@ -447,30 +473,46 @@ export class OpenAICompatibleProvider implements ModelProvider {
     const decoder = new TextDecoder();
     const sse = new SseReader();
     const state = { finished: false, done: false };
-    let complete = false;
+    let trailing = 0;
     try {
       for await (const bytes of body as AsyncIterable<Buffer>) {
-        for (const event of sse.push(decoder.decode(bytes, { stream: true }))) {
-          const chunk = this.readEvent(event, state);
-          if (chunk !== '') yield chunk;
-          if (state.done) break;
+        // After [DONE] the rest of the body (usually nothing) is read, not cut: leaving the loop
+        // early would destroy the stream and with it the kept-alive connection.
+        if (state.done) {
+          trailing += bytes.byteLength;
+          if (trailing > MAX_ERROR_BODY_BYTES) break;
+          continue;
         }
-        if (state.done) break;
+        yield* this.readEvents(sse.push(decoder.decode(bytes, { stream: true })), state);
       }
-      if (!state.done) for (const event of [...sse.push(decoder.decode()), ...sse.end()]) {
-        const chunk = this.readEvent(event, state);
-        if (chunk !== '') yield chunk;
-      }
-      complete = true;
+      if (!state.done) yield* this.readEvents([...sse.push(decoder.decode()), ...sse.end()], state);
     } finally {
-      // After [DONE] the rest of the body (usually nothing) is read so the connection goes back
-      // to the pool; an abort or a failure closes it.
-      if (complete && state.done && !body.destroyed) body.dump({ limit: MAX_ERROR_BODY_BYTES }).catch(() => undefined);
-      else body.destroy();
+      // An abort or a failure: the connection cannot be reused.
+      if (!body.readableEnded) body.destroy();
     }
     if (!state.done && !state.finished) {
       throw this.fail(ErrorCodes.modelFailed, 'The model stream ended before the answer was complete (no [DONE] and no finish_reason)', true);
     }
+  }
+
+  /**
+   * The texts of events up to [DONE] or up to an error event, which throws once the texts before
+   * it went out: text that reached the consumer is what decides whether a retry is allowed.
+   */
+  private async *readEvents(events: readonly SseEvent[], state: { finished: boolean; done: boolean }): AsyncGenerator<string[], void, undefined> {
+    const texts: string[] = [];
+    let failure: unknown;
+    try {
+      for (const event of events) {
+        const text = this.readEvent(event, state);
+        if (text !== '') texts.push(text);
+        if (state.done) break;
+      }
+    } catch (error) {
+      failure = error;
+    }
+    if (texts.length > 0) yield texts;
+    if (failure !== undefined) throw failure;
   }
 
   /** Interprets one SSE event; returns its text ('' when it has none). */
@@ -487,6 +529,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
       if (event.event === 'error') throw this.apiError(event.data);
       throw this.unusable(`an event that is not JSON: ${truncate(event.data, 80)}`);
     }
+    if (event.event === '') {
+      const text = plainDelta(json);
+      if (text !== undefined) return text;
+    }
     const chunk = streamChunkSchema.safeParse(json);
     if (!chunk.success) throw this.unusable(`an unexpected event: ${truncate(event.data, 80)}`);
     const { error, choices } = chunk.data;
@@ -498,7 +544,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return choice?.delta?.content ?? '';
   }
 
-  private async *readJsonAnswer(body: Body): AsyncGenerator<string, void, undefined> {
+  private async readJsonAnswer(body: Body): Promise<string> {
     const text = await readLimited(body, MAX_JSON_BODY_BYTES);
     let json: unknown;
     try {
@@ -510,8 +556,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     if (failure.success && failure.data.error) throw this.apiError(apiErrorText(failure.data.error));
     const completion = completionSchema.safeParse(json);
     if (!completion.success) throw this.unusable('a JSON body without choices');
-    const content = completion.data.choices[0]?.message?.content ?? '';
-    if (content !== '') yield content;
+    return completion.data.choices[0]?.message?.content ?? '';
   }
 
   /** A non-2xx answer as a ModelError; `retryable` marks what another attempt may fix. */
@@ -668,7 +713,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return url.toString().replace(/\/+$/, '');
   }
 
-  private async probe(base: string): Promise<void> {
+  private async probe(): Promise<void> {
     const controller = new AbortController();
     this.active.add(controller);
     const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
