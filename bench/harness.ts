@@ -4,7 +4,7 @@
  * command line around it; the smoke test runs that command.
  *
  * Order: with 1 gateway + 1 worker on the real path (model over HTTP): throughput, latency,
- * streaming overhead, Redis cost and memory, idle connections; then throughput with the model
+ * long sessions, streaming overhead, Redis cost and memory, steady-load memory, idle connections; then throughput with the model
  * double inside the worker (the pipeline alone); then the scale-out throughput run (N + N);
  * then the ceilings, with nothing else running.
  */
@@ -16,6 +16,7 @@ import type { BenchOptions, Phase } from './lib/options.js';
 import { runConnections, type ConnectionsResult } from './lib/phase-connections.js';
 import { runRedisCeiling, runWebSocketCeiling, type RedisCeiling, type WebSocketCeiling } from './lib/phase-ceiling.js';
 import { runLatency, runStreamingOverhead, runThroughput, type LatencyRun, type StreamingResult, type ThroughputRun } from './lib/phase-load.js';
+import { runLongSessions, runSteady, type LongSessionsResult, type SteadyResult } from './lib/phase-sessions.js';
 import { lengthCheck, measureCost, measureMemory, type CostResult, type CostVariant, type LengthCheck, type MemoryResult } from './lib/phase-redis.js';
 import type { ProcessGroup } from './lib/processes.js';
 import { summarizeProfiles, type ProfileSummary } from './lib/profile.js';
@@ -45,6 +46,8 @@ export interface BenchResult {
   readonly throughput: ThroughputRun[];
   readonly latency: LatencyRun[];
   readonly streaming: StreamingResult | null;
+  readonly longSessions: LongSessionsResult | null;
+  readonly steady: SteadyResult | null;
   readonly redis: { cost: CostResult[]; lengthChecks: LengthCheck[]; memory: MemoryResult | null; slowlog: SlowlogEntry[] } | null;
   readonly connections: ConnectionsResult | null;
   readonly ceiling: {
@@ -109,6 +112,7 @@ async function singleStackPhases(ctx: StackContext, result: Mutable<BenchResult>
   if (want(options, 'latency')) {
     for (const mode of options.modes) for (const rate of options.latencyRates) result.latency.push(await runLatency(ctx, mode, rate));
   }
+  if (want(options, 'sessions')) result.longSessions = await runLongSessions(ctx);
   const slow = await slowlog(ctx.admin);
   if (want(options, 'streaming')) {
     if (ctx.stack.managedWorkers) result.streaming = await runStreamingOverhead(ctx);
@@ -123,6 +127,7 @@ async function singleStackPhases(ctx: StackContext, result: Mutable<BenchResult>
     const memory = want(options, 'redis') ? await measureMemory(ctx) : null;
     result.redis = { cost, lengthChecks: lengthChecks.filter((check): check is LengthCheck => check !== undefined), memory, slowlog: slow };
   }
+  if (want(options, 'steady')) result.steady = await runSteady(ctx);
   if (want(options, 'connections')) result.connections = await runConnections(ctx);
 }
 
@@ -182,6 +187,8 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
     throughput: [],
     latency: [],
     streaming: null,
+    longSessions: null,
+    steady: null,
     redis: null,
     connections: null,
     ceiling: null,

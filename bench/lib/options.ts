@@ -7,7 +7,7 @@ import type { TokenRate } from '../bench-model.js';
 import type { Mode } from './client.js';
 import { isLoopbackHost } from './processes.js';
 
-export const PHASES = ['throughput', 'latency', 'streaming', 'redis', 'connections', 'ceiling'] as const;
+export const PHASES = ['throughput', 'latency', 'sessions', 'streaming', 'redis', 'steady', 'connections', 'ceiling'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -21,6 +21,10 @@ export interface BenchOptions {
   readonly tokens: number;
   readonly rate: TokenRate;
   readonly turnsPerSession: number;
+  /** Turns of each client's one session in the long-session phase. */
+  readonly sessionTurns: number;
+  /** Seconds of the steady-load memory phase. */
+  readonly steadySeconds: number;
   readonly scaleOut: number;
   readonly latencyRates: readonly number[];
   readonly streamClients: number;
@@ -64,6 +68,8 @@ const DEFAULTS: BenchOptions = {
   tokens: 50,
   rate: 'instant',
   turnsPerSession: 20,
+  sessionTurns: 200,
+  steadySeconds: 150,
   scaleOut: 2,
   latencyRates: [10, 100, 1000],
   streamClients: 50,
@@ -100,6 +106,8 @@ const SMOKE: Partial<BenchOptions> = {
   durationMs: 700,
   warmupMs: 200,
   tokens: 8,
+  sessionTurns: 12,
+  steadySeconds: 2,
   latencyRates: [10, 50],
   streamClients: 3,
   streamTokens: 20,
@@ -140,6 +148,8 @@ Model double and pipeline
   --tokens K               tokens per answer in throughput/latency/memory (50; 4 characters each)
   --rate R|instant         model tokens per second in throughput runs (instant)
   --turns-per-session N    a client starts a new session after N turns; 0 = never (20)
+  --session-turns N        long-session phase: each client's one session has N turns (200)
+  --steady S               steady-load memory phase: seconds of load (150)
   --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (the product default)
   --skip-double            no second throughput row with the model double inside the worker
   --flush-interval MS      FLUSH_INTERVAL_MS, the batch window (50)
@@ -211,6 +221,8 @@ const OPTION_SPEC = {
   tokens: { type: 'string' },
   rate: { type: 'string' },
   'turns-per-session': { type: 'string' },
+  'session-turns': { type: 'string' },
+  steady: { type: 'string' },
   'worker-concurrency': { type: 'string' },
   'skip-double': { type: 'boolean' },
   'flush-interval': { type: 'string' },
@@ -260,6 +272,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
     tokens: num('tokens', v.tokens, base.tokens),
     rate: v.rate === undefined ? base.rate : v.rate === 'instant' ? 'instant' : positive('rate', v.rate),
     turnsPerSession: num('turns-per-session', v['turns-per-session'], base.turnsPerSession, true),
+    sessionTurns: num('session-turns', v['session-turns'], base.sessionTurns),
+    steadySeconds: num('steady', v.steady, base.steadySeconds),
     workerConcurrency: v['worker-concurrency'] === undefined ? base.workerConcurrency : whole('worker-concurrency', v['worker-concurrency']),
     pipelineRow: v['skip-double'] !== true && base.pipelineRow,
     flushIntervalMs: num('flush-interval', v['flush-interval'], base.flushIntervalMs),

@@ -37,7 +37,7 @@ function header(result: BenchResult): string {
 
 function targetsSection(result: BenchResult): string {
   const rows = result.targets.map((check) => [check.figure, check.target, check.measured, check.met === null ? '–' : check.met ? 'met' : '**missed**', check.caveat ?? '']);
-  return `## Targets (issue 5)\n\n${table(['figure', 'target', 'measured', '', 'note'], rows)}`;
+  return `## Targets (issues 5 and 11)\n\n${table(['figure', 'target', 'measured', '', 'note'], rows)}`;
 }
 
 function throughputSection(result: BenchResult): string {
@@ -174,6 +174,37 @@ function profilesSection(result: BenchResult): string {
   return parts.join('\n');
 }
 
+function longSessionsSection(result: BenchResult): string {
+  const l = result.longSessions;
+  if (l === null) return '';
+  const rows = l.buckets.map((bucket) => [`${bucket.from}–${bucket.to}${bucket.to <= l.warmupTurns ? ' (warm-up)' : ''}`, ...dist(bucket.latencyMs)]);
+  return [
+    '## 2b. Long sessions: does a turn get slower as its session grows? (model over HTTP, plain)',
+    '',
+    `${l.clients} clients × ${l.turnsPerClient} turns, one session each, closed loop: ${num(l.turnsPerSec, 0)} turns/s over ${num(l.seconds, 1)} s. After the first ${l.warmupTurns} turns: p50 ${ms(l.latencyMs.p50)} ms, p99 ${ms(l.latencyMs.p99)} ms; errors ${errors(l.errors)}.`,
+    '',
+    table(['turns of the session', 'p50', 'p95', 'p99', 'max', 'turns'], rows),
+  ].join('\n');
+}
+
+function steadySection(result: BenchResult): string {
+  const st = result.steady;
+  if (st === null) return '';
+  const names = Object.keys(st.after.rssMiB);
+  const rows = [
+    ...names.map((name) => [`RSS ${name} (MiB)`, num(st.before.rssMiB[name], 1), num(st.middle.rssMiB[name], 1), num(st.after.rssMiB[name], 1)]),
+    ['Redis used_memory (MiB)', num(st.before.redisUsedMemoryMiB, 1), num(st.middle.redisUsedMemoryMiB, 1), num(st.after.redisUsedMemoryMiB, 1)],
+    ['Redis keys', num(st.before.redisKeys, 0), num(st.middle.redisKeys, 0), num(st.after.redisKeys, 0)],
+  ];
+  return [
+    '## 4b. Memory under steady load (model over HTTP)',
+    '',
+    `${st.clients} clients for ${st.seconds} s, a new session every ${result.meta.options.turnsPerSession || '∞'} turns: ${num(st.turns, 0)} turns (${num(st.turnsPerSec, 0)}/s); errors ${errors(st.errors)}. Redis holds every session until its TTL (SESSION_TTL_SECONDS): its growth is data, bounded by sessions started per TTL, not a leak.`,
+    '',
+    table(['', 'before', 'halfway', `after (+${num(result.meta.options.settleMs / 1000, 1)} s)`], rows),
+  ].join('\n');
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const skipped = Object.entries(result.skipped).map(([phase, reason]) => `- ${phase}: ${reason}`);
   return [
@@ -181,8 +212,10 @@ export function renderMarkdown(result: BenchResult): string {
     targetsSection(result),
     throughputSection(result),
     latencySection(result),
+    longSessionsSection(result),
     streamingSection(result),
     redisSection(result),
+    steadySection(result),
     connectionsSection(result),
     ceilingSection(result),
     profilesSection(result),

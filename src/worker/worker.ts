@@ -22,7 +22,7 @@ export interface WorkerHandle {
   stop(): Promise<void>;
 }
 
-const READ_BLOCK_MS = 100;
+const READ_BLOCK_MS = 1000;
 const TRIM_INTERVAL_MS = 30_000;
 /** Sessions the sweep looks at per round; the rest wait for the next round. */
 const SWEEP_BATCH = 200;
