@@ -93,6 +93,8 @@ async function cpuMark(ctx: StackContext): Promise<CpuMark> {
     const seconds = cpuSeconds(pid);
     if (seconds !== null) processes.set(`worker-${index + 1}`, seconds);
   });
+  const model = ctx.stack.modelServerPid === null ? null : cpuSeconds(ctx.stack.modelServerPid);
+  if (model !== null) processes.set('model-server', model);
   const usage = process.cpuUsage();
   return { at: performance.now(), processes, harness: (usage.user + usage.system) / 1e6, redis: (await snapshot(ctx.admin)).cpuSeconds };
 }

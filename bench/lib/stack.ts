@@ -52,6 +52,8 @@ export interface Stack {
   readonly workerPids: readonly number[];
   /** The workers' model; null for targeted systems. */
   readonly modelPath: ModelPath | null;
+  /** bench/model-server.ts on the HTTP path (its CPU is the model's, not Parley's). */
+  readonly modelServerPid: number | null;
   /** False for targeted systems: their model cannot be reconfigured nor its yield times read. */
   readonly managedWorkers: boolean;
   configureModel(settings: BenchModelSettings): Promise<void>;
@@ -194,6 +196,7 @@ export async function startStack(group: ProcessGroup, settings: StackSettings): 
     gateways: gateways.map(({ gateway }) => gateway),
     workerPids: workers.map((worker) => worker.managed.pid),
     modelPath: settings.modelPath,
+    modelServerPid: server?.channel.managed.pid ?? null,
     managedWorkers: true,
     async configureModel(model) {
       await Promise.all(models.map((holder) => holder.request({ type: 'configure', model }, 'configured')));
@@ -221,6 +224,7 @@ export function targetStack(urls: readonly string[], gatewayPid: number | null):
     gateways: urls.map((url, index) => ({ url, pid: index === 0 ? gatewayPid : null })),
     workerPids: [],
     modelPath: null,
+    modelServerPid: null,
     managedWorkers: false,
     configureModel: async () => {
       throw new Error('the model of a targeted system cannot be reconfigured');
