@@ -39,6 +39,11 @@ export function benchAnswer(tokens: number): string {
   return text;
 }
 
+/** The same answer as its tokens, for a server that sends one event per token. */
+export function benchAnswerTokens(tokens: number): string[] {
+  return Array.from({ length: tokens }, (_, index) => WORDS[index % WORDS.length] ?? '');
+}
+
 /** Yield times (hrNowMs) of each token, keyed by the user message that asked for the answer. */
 export type YieldLog = Record<string, number[]>;
 

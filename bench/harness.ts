@@ -3,9 +3,10 @@
  * keeps them from disturbing each other, and returns one result object. bench/run.ts is the
  * command line around it; the smoke test runs that command.
  *
- * Order: with 1 gateway + 1 worker: throughput, latency, streaming overhead, Redis cost and
- * memory, idle connections; then the scale-out throughput run (N + N); then the ceilings, with
- * nothing else running.
+ * Order: with 1 gateway + 1 worker on the real path (model over HTTP): throughput, latency,
+ * long sessions, streaming overhead, Redis cost and memory, steady-load memory, idle connections; then throughput with the model
+ * double inside the worker (the pipeline alone); then the scale-out throughput run (N + N);
+ * then the ceilings, with nothing else running.
  */
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { runConnections, type ConnectionsResult } from './lib/phase-connections.
 import { runFairness, type FairnessResult } from './lib/phase-fairness.js';
 import { runRedisCeiling, runWebSocketCeiling, type RedisCeiling, type WebSocketCeiling } from './lib/phase-ceiling.js';
 import { runLatency, runStreamingOverhead, runThroughput, type LatencyRun, type StreamingResult, type ThroughputRun } from './lib/phase-load.js';
+import { runLongSessions, runSteady, type LongSessionsResult, type SteadyResult } from './lib/phase-sessions.js';
 import { lengthCheck, measureCost, measureMemory, type CostResult, type CostVariant, type LengthCheck, type MemoryResult } from './lib/phase-redis.js';
 import type { ProcessGroup } from './lib/processes.js';
 import { summarizeProfiles, type ProfileSummary } from './lib/profile.js';
@@ -45,6 +47,8 @@ export interface BenchResult {
   readonly throughput: ThroughputRun[];
   readonly latency: LatencyRun[];
   readonly streaming: StreamingResult | null;
+  readonly longSessions: LongSessionsResult | null;
+  readonly steady: SteadyResult | null;
   readonly redis: { cost: CostResult[]; lengthChecks: LengthCheck[]; memory: MemoryResult | null; slowlog: SlowlogEntry[] } | null;
   readonly connections: ConnectionsResult | null;
   readonly ceiling: {
@@ -52,7 +56,7 @@ export interface BenchResult {
     /** Turns/s if Redis had a whole core: throughput / Redis CPU share in the 1 + 1 plain run. */
     redisCpuBasedTurnsPerSec: number | null;
     websocket: WebSocketCeiling | null;
-    /** Best 1 + 1 throughput of this run (turns/s) and its share of each ceiling. */
+    /** Best 1 + 1 throughput of the real path in this run (turns/s) and its share of each ceiling. */
     ourTurnsPerSec: number | null;
     percentOfRedis: number | null;
     percentOfWebSocket: number | null;
@@ -110,6 +114,7 @@ async function singleStackPhases(ctx: StackContext, result: Mutable<BenchResult>
   if (want(options, 'latency')) {
     for (const mode of options.modes) for (const rate of options.latencyRates) result.latency.push(await runLatency(ctx, mode, rate));
   }
+  if (want(options, 'sessions')) result.longSessions = await runLongSessions(ctx);
   const slow = await slowlog(ctx.admin);
   if (want(options, 'streaming')) {
     if (ctx.stack.managedWorkers) result.streaming = await runStreamingOverhead(ctx);
@@ -124,6 +129,7 @@ async function singleStackPhases(ctx: StackContext, result: Mutable<BenchResult>
     const memory = want(options, 'redis') ? await measureMemory(ctx) : null;
     result.redis = { cost, lengthChecks: lengthChecks.filter((check): check is LengthCheck => check !== undefined), memory, slowlog: slow };
   }
+  if (want(options, 'steady')) result.steady = await runSteady(ctx);
   if (want(options, 'connections')) result.connections = await runConnections(ctx);
 }
 
@@ -136,7 +142,8 @@ async function ceilingPhase(ctx: PhaseContext, result: Mutable<BenchResult>): Pr
   const baseline = result.redis?.cost[0];
   const redis = baseline === undefined ? null : await runRedisCeiling(ctx, baseline.roundTripsByCommand);
   const websocket = await runWebSocketCeiling(ctx);
-  const single = result.throughput.filter((run) => run.gateways === 1);
+  // The real path's rows: the double in the worker is not what users run.
+  const single = result.throughput.filter((run) => run.gateways === 1 && run.model !== 'double');
   const best = single.length === 0 ? null : Math.max(...single.map((run) => run.turnsPerSec));
   const plain = single.find((run) => run.mode === 'plain') ?? single[0];
   const redisShare = plain?.cpuPercent.redis;
@@ -177,12 +184,14 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
   const baseModel: BenchModelSettings = { tokens: options.tokens, rate: options.rate, recordYields: false };
   const ctx: PhaseContext = { options, redis, admin, group, signal: hooks.signal, tag: startedAt.getTime().toString(36), baseModel, log: hooks.log };
   const profileDir = options.cpuProf ? join(hooks.workDir, 'profiles') : undefined;
-  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
+  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, modelPath: 'http' as const, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
   const result: Mutable<BenchResult> = {
     meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options, redis: { host: redis.host, port: redis.port, own: redis.pid !== null } },
     throughput: [],
     latency: [],
     streaming: null,
+    longSessions: null,
+    steady: null,
     redis: null,
     connections: null,
     ceiling: null,
@@ -198,6 +207,15 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
       const stack = own ? await startStack(group, { ...stackSettings, label: '1x1', gateways: 1, workers: 1 }) : targetStack(options.targets, options.gatewayPid);
       try {
         await singleStackPhases({ ...ctx, stack }, result);
+      } finally {
+        await stack.stop();
+      }
+    }
+    if (want(options, 'throughput') && options.pipelineRow && own) {
+      hooks.log('starting 1 gateway + 1 worker with the model double inside the worker');
+      const stack = await startStack(group, { ...stackSettings, modelPath: 'double', label: '1x1-double', gateways: 1, workers: 1 });
+      try {
+        for (const mode of options.modes) result.throughput.push(await runThroughput({ ...ctx, stack }, mode, 1));
       } finally {
         await stack.stop();
       }

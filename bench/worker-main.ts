@@ -1,7 +1,10 @@
 /**
- * A Parley worker process whose model is the BenchModelDouble: the same startWorker as
- * `npm run worker`, configured from the environment by loadConfig, in a process of its own like
- * production. The double starts from BENCH_TOKENS / BENCH_RATE / BENCH_RECORD_YIELDS; when the
+ * A Parley worker process for the benchmark: the same startWorker as `npm run worker`, configured
+ * from the environment by loadConfig, in a process of its own like production. With BENCH_MODEL=http
+ * its model is what `npm run worker` would pick from the configuration (createProvider: the
+ * OpenAI-compatible provider talking to bench/model-server.ts); otherwise it is the
+ * BenchModelDouble, inside this process. The double starts from BENCH_TOKENS / BENCH_RATE /
+ * BENCH_RECORD_YIELDS; when the
  * harness spawned it (an IPC channel exists) the harness can reconfigure the double between
  * phases and collect the recorded yield times, and the worker stops when the harness goes away.
  *
@@ -9,6 +12,7 @@
  */
 import { loadConfig } from '../src/config/config.js';
 import { runUntilSignalled } from '../src/shared/process.js';
+import { createProvider } from '../src/providers/select.js';
 import { startWorker } from '../src/worker/worker.js';
 import { BenchModelDouble, DEFAULT_BENCH_MODEL, type BenchModelSettings, type TokenRate } from './bench-model.js';
 import { workerRequestSchema, type WorkerReply } from './lib/ipc.js';
@@ -31,11 +35,12 @@ function reply(message: WorkerReply): void {
 }
 
 /** Serves the harness's requests; without an IPC channel (started by hand) there are none. */
-function serveHarness(model: BenchModelDouble): void {
+function serveHarness(model: BenchModelDouble | null): void {
   if (process.send === undefined) return;
   process.on('message', (raw: unknown) => {
     const request = workerRequestSchema.safeParse(raw);
-    if (!request.success) return;
+    // The HTTP path's model is the model server's to configure: the harness asks it, not us.
+    if (!request.success || model === null) return;
     if (request.data.type === 'configure') {
       model.configure(request.data.model);
       reply({ type: 'configured' });
@@ -48,10 +53,10 @@ function serveHarness(model: BenchModelDouble): void {
 }
 
 const config = loadConfig(process.env);
-const model = new BenchModelDouble(settingsFromEnv(process.env));
+const double = process.env.BENCH_MODEL === 'http' ? null : new BenchModelDouble(settingsFromEnv(process.env));
 await runUntilSignalled('bench-worker', config, async (logger) => {
-  const handle = await startWorker(config, model, logger);
-  serveHarness(model);
+  const handle = await startWorker(config, double ?? (await createProvider(config.model, logger)), logger);
+  serveHarness(double);
   reply({ type: 'ready', pid: process.pid });
   return handle;
 });

@@ -15,10 +15,12 @@ export type WorkerRequest = { type: 'configure'; model: BenchModelSettings } | {
 
 export const workerReplySchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), pid: z.number() }),
+  // bench/model-server.ts, once it accepts connections.
+  z.object({ type: z.literal('listening'), port: z.number() }),
   z.object({ type: z.literal('configured') }),
   z.object({ type: z.literal('yields'), log: z.record(z.string(), z.array(z.number())) }),
 ]);
-export type WorkerReply = { type: 'ready'; pid: number } | { type: 'configured' } | { type: 'yields'; log: YieldLog };
+export type WorkerReply = { type: 'ready'; pid: number } | { type: 'listening'; port: number } | { type: 'configured' } | { type: 'yields'; log: YieldLog };
 
 /** Harness -> bench/idle-clients.ts. */
 export const idleRequestSchema = z.discriminatedUnion('type', [

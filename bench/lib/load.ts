@@ -12,6 +12,8 @@ import { sleep } from './processes.js';
 export interface TurnSample extends TurnResult {
   /** Open loop: how late the send left against its schedule (ms). */
   readonly lagMs: number;
+  /** Closed loop: the turn's number in its session (1 = first); open loop: 0. */
+  readonly turnInSession: number;
 }
 
 export interface LoadOutcome {
@@ -108,7 +110,7 @@ export async function closedLoop(load: ClosedLoad): Promise<LoadOutcome> {
       mine += 1;
       onSession += 1;
       const result = await sendWithTimeout(socket, `bench ${load.tag} c${index} t${mine}`, load.turnTimeoutMs);
-      samples.push({ ...result, lagMs: 0 });
+      samples.push({ ...result, lagMs: 0, turnInSession: onSession });
       if (!result.ok) countError(errors, result.error);
     }
     socket?.close();
@@ -154,7 +156,7 @@ export async function openLoop(load: OpenLoad): Promise<LoadOutcome> {
       if (socket === undefined) continue;
       inFlight.push(
         sendWithTimeout(socket, `bench ${load.tag} o${sent}`, load.turnTimeoutMs).then((result) => {
-          samples.push({ ...result, lagMs: result.sentAt - scheduled });
+          samples.push({ ...result, lagMs: result.sentAt - scheduled, turnInSession: 0 });
           if (!result.ok) countError(errors, result.error);
         }),
       );

@@ -7,7 +7,7 @@ import type { TokenRate } from '../bench-model.js';
 import type { Mode } from './client.js';
 import { isLoopbackHost } from './processes.js';
 
-export const PHASES = ['throughput', 'latency', 'streaming', 'redis', 'connections', 'ceiling', 'fairness'] as const;
+export const PHASES = ['throughput', 'latency', 'sessions', 'streaming', 'redis', 'steady', 'connections', 'ceiling', 'fairness'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -21,6 +21,10 @@ export interface BenchOptions {
   readonly tokens: number;
   readonly rate: TokenRate;
   readonly turnsPerSession: number;
+  /** Turns of each client's one session in the long-session phase. */
+  readonly sessionTurns: number;
+  /** Seconds of the steady-load memory phase. */
+  readonly steadySeconds: number;
   readonly scaleOut: number;
   readonly latencyRates: readonly number[];
   readonly streamClients: number;
@@ -37,7 +41,10 @@ export interface BenchOptions {
   readonly settleMs: number;
   readonly ceilingRequests: number;
   readonly ceilingClients: number;
-  readonly workerConcurrency: number;
+  /** WORKER_CONCURRENCY of the benchmark's workers; undefined = the product's default. */
+  readonly workerConcurrency: number | undefined;
+  /** Also measure throughput with the model double inside the worker (isolates the pipeline). */
+  readonly pipelineRow: boolean;
   readonly flushIntervalMs: number;
   readonly turnTimeoutMs: number;
   readonly targets: readonly string[];
@@ -67,6 +74,8 @@ const DEFAULTS: BenchOptions = {
   tokens: 50,
   rate: 'instant',
   turnsPerSession: 20,
+  sessionTurns: 200,
+  steadySeconds: 150,
   scaleOut: 2,
   latencyRates: [10, 100, 1000],
   streamClients: 50,
@@ -82,7 +91,8 @@ const DEFAULTS: BenchOptions = {
   settleMs: 2000,
   ceilingRequests: 100_000,
   ceilingClients: 50,
-  workerConcurrency: 128,
+  workerConcurrency: undefined,
+  pipelineRow: true,
   flushIntervalMs: 50,
   turnTimeoutMs: 30_000,
   targets: [],
@@ -107,6 +117,8 @@ const SMOKE: Partial<BenchOptions> = {
   durationMs: 700,
   warmupMs: 200,
   tokens: 8,
+  sessionTurns: 12,
+  steadySeconds: 2,
   latencyRates: [10, 50],
   streamClients: 3,
   streamTokens: 20,
@@ -129,8 +141,10 @@ const SMOKE: Partial<BenchOptions> = {
 export const HELP = `npm run bench -- [options]
 
 Starts its own redis-server (first free port from 6390, no persistence), gateways
-(src/gateway/main.ts) and workers (bench/worker-main.ts, model = BenchModelDouble) as separate
-processes, drives real WebSocket clients, and writes bench/results/<timestamp>.json and .md.
+(src/gateway/main.ts), workers (bench/worker-main.ts) and a model server (bench/model-server.ts)
+as separate processes: what users run, the OpenAI-compatible provider over HTTP in the default
+configuration. A second throughput row puts the model double inside the worker, which isolates
+the pipeline. Drives real WebSocket clients and writes bench/results/<timestamp>.json and .md.
 Everything listens on 127.0.0.1 only and is stopped at the end, on Ctrl+C and on failure.
 
 Size
@@ -146,7 +160,10 @@ Model double and pipeline
   --tokens K               tokens per answer in throughput/latency/memory (50; 4 characters each)
   --rate R|instant         model tokens per second in throughput runs (instant)
   --turns-per-session N    a client starts a new session after N turns; 0 = never (20)
-  --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (128)
+  --session-turns N        long-session phase: each client's one session has N turns (200)
+  --steady S               steady-load memory phase: seconds of load (150)
+  --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (the product default)
+  --skip-double            no second throughput row with the model double inside the worker
   --flush-interval MS      FLUSH_INTERVAL_MS, the batch window (50)
   --scale-out N            second throughput run with N gateways + N workers (2; 0 = skip)
 
@@ -221,7 +238,10 @@ const OPTION_SPEC = {
   tokens: { type: 'string' },
   rate: { type: 'string' },
   'turns-per-session': { type: 'string' },
+  'session-turns': { type: 'string' },
+  steady: { type: 'string' },
   'worker-concurrency': { type: 'string' },
+  'skip-double': { type: 'boolean' },
   'flush-interval': { type: 'string' },
   'scale-out': { type: 'string' },
   'latency-rates': { type: 'string' },
@@ -274,7 +294,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
     tokens: num('tokens', v.tokens, base.tokens),
     rate: v.rate === undefined ? base.rate : v.rate === 'instant' ? 'instant' : positive('rate', v.rate),
     turnsPerSession: num('turns-per-session', v['turns-per-session'], base.turnsPerSession, true),
-    workerConcurrency: num('worker-concurrency', v['worker-concurrency'], base.workerConcurrency),
+    sessionTurns: num('session-turns', v['session-turns'], base.sessionTurns),
+    steadySeconds: num('steady', v.steady, base.steadySeconds),
+    workerConcurrency: v['worker-concurrency'] === undefined ? base.workerConcurrency : whole('worker-concurrency', v['worker-concurrency']),
+    pipelineRow: v['skip-double'] !== true && base.pipelineRow,
     flushIntervalMs: num('flush-interval', v['flush-interval'], base.flushIntervalMs),
     scaleOut: num('scale-out', v['scale-out'], base.scaleOut, true),
     latencyRates: v['latency-rates'] === undefined ? base.latencyRates : v['latency-rates'].split(',').map((item) => positive('latency-rates', item)),

@@ -131,6 +131,8 @@ export async function runFairness(ctx: PhaseContext): Promise<FairnessResult> {
     gateways: 1,
     workers: 1,
     keyPrefix: `${options.keyPrefix}fair:`,
+    // The fixed-speed double in the worker: fairness is about the queue, not the HTTP path.
+    modelPath: 'double',
     model,
     workerConcurrency: SLOTS,
     flushIntervalMs: options.flushIntervalMs,

@@ -13,6 +13,8 @@ import { perSecond, round3, summarize, type Distribution } from './stats.js';
 
 export interface ThroughputRun {
   readonly label: string;
+  /** http = the real path (provider over HTTP to the model server); double = model in the worker. */
+  readonly model: 'http' | 'double' | 'target';
   readonly gateways: number;
   readonly workers: number | null;
   readonly mode: Mode;
@@ -91,6 +93,8 @@ async function cpuMark(ctx: StackContext): Promise<CpuMark> {
     const seconds = cpuSeconds(pid);
     if (seconds !== null) processes.set(`worker-${index + 1}`, seconds);
   });
+  const model = ctx.stack.modelServerPid === null ? null : cpuSeconds(ctx.stack.modelServerPid);
+  if (model !== null) processes.set('model-server', model);
   const usage = process.cpuUsage();
   return { at: performance.now(), processes, harness: (usage.user + usage.system) / 1e6, redis: (await snapshot(ctx.admin)).cpuSeconds };
 }
@@ -124,7 +128,7 @@ function latencies(samples: readonly TurnSample[]): Distribution {
 export async function runThroughput(ctx: StackContext, mode: Mode, workers: number | null): Promise<ThroughputRun> {
   const { options } = ctx;
   const gateways = ctx.stack.gateways.length;
-  ctx.log(`throughput: ${topology(gateways, workers)}, ${mode}, ${options.clients} clients, ${options.durationMs / 1000} s`);
+  ctx.log(`throughput: ${topology(gateways, workers)}, ${mode}, model ${ctx.stack.modelPath ?? 'target'}, ${options.clients} clients, ${options.durationMs / 1000} s`);
   const load = closedLoop({
     urls: ctx.stack.gateways.map((gateway) => gateway.url),
     mode,
@@ -133,7 +137,7 @@ export async function runThroughput(ctx: StackContext, mode: Mode, workers: numb
     durationMs: options.durationMs,
     turnsPerSession: options.turnsPerSession,
     turnTimeoutMs: options.turnTimeoutMs,
-    tag: `${ctx.tag}-tp${gateways}-${mode}`,
+    tag: `${ctx.tag}-tp${gateways}-${mode}-${ctx.stack.modelPath ?? 'target'}`,
     signal: ctx.signal,
   });
   const { outcome, marks } = await withCpuWindow(ctx, options.warmupMs, options.durationMs, load);
@@ -142,8 +146,10 @@ export async function runThroughput(ctx: StackContext, mode: Mode, workers: numb
   const expectedChars = ctx.stack.managedWorkers ? benchAnswer(ctx.baseModel.tokens).length : undefined;
   const cpuPercent = marks === undefined ? {} : cpuBetween(...marks);
   const redisCpuUsPerTurn = marks === undefined || done.length === 0 ? null : round3(((marks[1].redis - marks[0].redis) * 1e6) / done.length);
+  const model = ctx.stack.modelPath ?? 'target';
   return {
-    label: `${topology(gateways, workers)}, ${mode}`,
+    label: `${topology(gateways, workers)}, ${mode}, ${model === 'http' ? 'model over HTTP' : model === 'double' ? 'model double in the worker' : 'target'}`,
+    model,
     gateways,
     workers,
     mode,

@@ -29,7 +29,7 @@ function header(result: BenchResult): string {
     `- Machine: ${meta.machine.cpus} × ${meta.machine.cpuModel}, ${num(meta.machine.memoryGiB)} GiB, Linux ${meta.machine.kernel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}; load average at start ${meta.machine.loadAverageAtStart.join(' / ')}`,
     `- System: ${meta.system === 'own' ? "the harness's own redis-server, gateways and workers on 127.0.0.1" : `targets ${o.targets.join(', ')}`}`,
     meta.system === 'own'
-      ? `- Model: BenchModelDouble, ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`
+      ? `- Model: bench/model-server.ts (its own process) through the OpenAI-compatible provider over HTTP — what users run${o.pipelineRow ? '; a second throughput row puts the BenchModelDouble inside the worker (the pipeline alone)' : ''}. ${o.tokens} tokens of 4 characters per answer, ${o.rate === 'instant' ? 'instant' : `${o.rate} tokens/s`}; WORKER_CONCURRENCY=${o.workerConcurrency ?? 'default (32)'}, FLUSH_INTERVAL_MS=${o.flushIntervalMs}; a client starts a new session every ${o.turnsPerSession || '∞'} turns`
       : `- Model, workers and their settings: the target's; a client starts a new session every ${o.turnsPerSession || '∞'} turns`,
     `- Each load run: ${o.warmupMs / 1000} s warm-up, then ${o.durationMs / 1000} s measured. Latencies in ms.`,
   ].join('\n');
@@ -37,7 +37,7 @@ function header(result: BenchResult): string {
 
 function targetsSection(result: BenchResult): string {
   const rows = result.targets.map((check) => [check.figure, check.target, check.measured, check.met === null ? '–' : check.met ? 'met' : '**missed**', check.caveat ?? '']);
-  return `## Targets (issue 5)\n\n${table(['figure', 'target', 'measured', '', 'note'], rows)}`;
+  return `## Targets (issues 5 and 11)\n\n${table(['figure', 'target', 'measured', '', 'note'], rows)}`;
 }
 
 function throughputSection(result: BenchResult): string {
@@ -199,6 +199,37 @@ function fairnessSection(result: BenchResult): string {
   ].join('\n');
 }
 
+function longSessionsSection(result: BenchResult): string {
+  const l = result.longSessions;
+  if (l === null) return '';
+  const rows = l.buckets.map((bucket) => [`${bucket.from}–${bucket.to}${bucket.to <= l.warmupTurns ? ' (warm-up)' : ''}`, ...dist(bucket.latencyMs)]);
+  return [
+    '## 2b. Long sessions: does a turn get slower as its session grows? (model over HTTP, plain)',
+    '',
+    `${l.clients} clients × ${l.turnsPerClient} turns, one session each, closed loop: ${num(l.turnsPerSec, 0)} turns/s over ${num(l.seconds, 1)} s. After the first ${l.warmupTurns} turns: p50 ${ms(l.latencyMs.p50)} ms, p99 ${ms(l.latencyMs.p99)} ms; errors ${errors(l.errors)}.`,
+    '',
+    table(['turns of the session', 'p50', 'p95', 'p99', 'max', 'turns'], rows),
+  ].join('\n');
+}
+
+function steadySection(result: BenchResult): string {
+  const st = result.steady;
+  if (st === null) return '';
+  const names = Object.keys(st.after.rssMiB);
+  const rows = [
+    ...names.map((name) => [`RSS ${name} (MiB)`, num(st.before.rssMiB[name], 1), num(st.middle.rssMiB[name], 1), num(st.after.rssMiB[name], 1)]),
+    ['Redis used_memory (MiB)', num(st.before.redisUsedMemoryMiB, 1), num(st.middle.redisUsedMemoryMiB, 1), num(st.after.redisUsedMemoryMiB, 1)],
+    ['Redis keys', num(st.before.redisKeys, 0), num(st.middle.redisKeys, 0), num(st.after.redisKeys, 0)],
+  ];
+  return [
+    '## 4b. Memory under steady load (model over HTTP)',
+    '',
+    `${st.clients} clients for ${st.seconds} s, a new session every ${result.meta.options.turnsPerSession || '∞'} turns: ${num(st.turns, 0)} turns (${num(st.turnsPerSec, 0)}/s); errors ${errors(st.errors)}. Redis holds every session until its TTL (SESSION_TTL_SECONDS): its growth is data, bounded by sessions started per TTL, not a leak.`,
+    '',
+    table(['', 'before', 'halfway', `after (+${num(result.meta.options.settleMs / 1000, 1)} s)`], rows),
+  ].join('\n');
+}
+
 export function renderMarkdown(result: BenchResult): string {
   const skipped = Object.entries(result.skipped).map(([phase, reason]) => `- ${phase}: ${reason}`);
   return [
@@ -206,8 +237,10 @@ export function renderMarkdown(result: BenchResult): string {
     targetsSection(result),
     throughputSection(result),
     latencySection(result),
+    longSessionsSection(result),
     streamingSection(result),
     redisSection(result),
+    steadySection(result),
     connectionsSection(result),
     ceilingSection(result),
     fairnessSection(result),

@@ -1,7 +1,9 @@
 /**
  * The system under test: a redis-server of the harness's own (or a running one), gateways
- * (`src/gateway/main.ts`, unchanged) and workers (`bench/worker-main.ts`: startWorker with the
- * BenchModelDouble), each a separate process like in production.
+ * (`src/gateway/main.ts`, unchanged) and workers (`bench/worker-main.ts`: startWorker), each a
+ * separate process like in production. The workers' model is either the real path (the
+ * OpenAI-compatible provider over HTTP to bench/model-server.ts, a process of its own) or the
+ * BenchModelDouble inside the worker, which isolates the pipeline.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -20,6 +22,9 @@ export interface RedisEndpoint {
   readonly pid: number | null;
 }
 
+/** http: what users run (provider over HTTP to a model server); double: the model in the worker. */
+export type ModelPath = 'http' | 'double';
+
 export interface StackSettings {
   /** Names this system in profile folders ("1x1", "2x2"). */
   readonly label: string;
@@ -28,7 +33,9 @@ export interface StackSettings {
   readonly workers: number;
   readonly keyPrefix: string;
   readonly model: BenchModelSettings;
-  readonly workerConcurrency: number;
+  readonly modelPath: ModelPath;
+  /** WORKER_CONCURRENCY; undefined = the product's default. */
+  readonly workerConcurrency: number | undefined;
   readonly flushIntervalMs: number;
   /** Write V8 CPU profiles of gateways and workers into this folder (node --cpu-prof). */
   readonly cpuProfDir: string | undefined;
@@ -45,6 +52,10 @@ export interface GatewayProcess {
 export interface Stack {
   readonly gateways: readonly GatewayProcess[];
   readonly workerPids: readonly number[];
+  /** The workers' model; null for targeted systems. */
+  readonly modelPath: ModelPath | null;
+  /** bench/model-server.ts on the HTTP path (its CPU is the model's, not Parley's). */
+  readonly modelServerPid: number | null;
   /** False for targeted systems: their model cannot be reconfigured nor its yield times read. */
   readonly managedWorkers: boolean;
   configureModel(settings: BenchModelSettings): Promise<void>;
@@ -158,12 +169,23 @@ function sendTo(child: ChildProcess, message: WorkerRequest): void {
   if (child.connected) child.send(message);
 }
 
-async function startWorkerProcess(group: ProcessGroup, settings: StackSettings, index: number): Promise<WorkerChannel> {
+/** The model server of the HTTP path; its channel takes the same configure / yields requests as a worker's. */
+async function startModelServer(group: ProcessGroup, settings: StackSettings): Promise<{ channel: WorkerChannel; baseUrl: string }> {
+  const managed = group.spawn(`model-server-${settings.label}`, process.execPath, nodeArgs(settings, 'bench/model-server.ts', 'model-server'), { ipc: true });
+  const channel = new WorkerChannel(managed);
+  const listening = await untilReady(managed, channel.next('listening'), START_TIMEOUT_MS, 'listening');
+  const port = listening.type === 'listening' ? listening.port : 0;
+  await channel.request({ type: 'configure', model: settings.model }, 'configured');
+  return { channel, baseUrl: `http://${LOOPBACK}:${port}/v1` };
+}
+
+async function startWorkerProcess(group: ProcessGroup, settings: StackSettings, index: number, modelUrl: string | undefined): Promise<WorkerChannel> {
   const name = `worker-${index + 1}`;
   const managed = group.spawn(name, process.execPath, nodeArgs(settings, 'bench/worker-main.ts', name), {
     env: {
       ...commonEnv(settings),
-      WORKER_CONCURRENCY: String(settings.workerConcurrency),
+      ...(settings.workerConcurrency === undefined ? {} : { WORKER_CONCURRENCY: String(settings.workerConcurrency) }),
+      ...(modelUrl === undefined ? {} : { BENCH_MODEL: 'http', LLM_PROVIDER: 'openai', LLM_BASE_URL: modelUrl, LLM_MODEL: 'bench' }),
       BENCH_TOKENS: String(settings.model.tokens),
       BENCH_RATE: String(settings.model.rate),
       BENCH_RECORD_YIELDS: settings.model.recordYields ? '1' : '0',
@@ -179,26 +201,32 @@ async function startWorkerProcess(group: ProcessGroup, settings: StackSettings, 
 export async function startStack(group: ProcessGroup, settings: StackSettings): Promise<Stack> {
   if (settings.cpuProfDir !== undefined) mkdirSync(settings.cpuProfDir, { recursive: true });
   const gateways = await Promise.all(Array.from({ length: settings.gateways }, (_, index) => startGateway(group, settings, index)));
-  const workers = await Promise.all(Array.from({ length: settings.workers }, (_, index) => startWorkerProcess(group, settings, index)));
+  const server = settings.modelPath === 'http' ? await startModelServer(group, settings) : undefined;
+  const workers = await Promise.all(Array.from({ length: settings.workers }, (_, index) => startWorkerProcess(group, settings, index, server?.baseUrl)));
+  // Who holds the model: the model server on the HTTP path, each worker's double otherwise.
+  const models = server === undefined ? workers : [server.channel];
   return {
     gateways: gateways.map(({ gateway }) => gateway),
     workerPids: workers.map((worker) => worker.managed.pid),
+    modelPath: settings.modelPath,
+    modelServerPid: server?.channel.managed.pid ?? null,
     managedWorkers: true,
     async configureModel(model) {
-      await Promise.all(workers.map((worker) => worker.request({ type: 'configure', model }, 'configured')));
+      await Promise.all(models.map((holder) => holder.request({ type: 'configure', model }, 'configured')));
     },
     async startFreshGateway() {
       const { gateway, managed } = await startGateway(group, settings, 'fresh');
       return { gateway, stop: () => group.stop(managed) };
     },
     async takeYieldLogs() {
-      const replies = await Promise.all(workers.map((worker) => worker.request({ type: 'yields' }, 'yields')));
+      const replies = await Promise.all(models.map((holder) => holder.request({ type: 'yields' }, 'yields')));
       return Object.assign({}, ...replies.map((reply) => (reply.type === 'yields' ? reply.log : {}))) as YieldLog;
     },
     async stop() {
       // Workers first, so none is left waiting on a gateway; each gets time to write its profile.
       await Promise.all(workers.map((worker) => group.stop(worker.managed)));
       await Promise.all(gateways.map(({ managed }) => group.stop(managed)));
+      if (server !== undefined) await group.stop(server.channel.managed);
     },
   };
 }
@@ -208,6 +236,8 @@ export function targetStack(urls: readonly string[], gatewayPid: number | null):
   return {
     gateways: urls.map((url, index) => ({ url, pid: index === 0 ? gatewayPid : null })),
     workerPids: [],
+    modelPath: null,
+    modelServerPid: null,
     managedWorkers: false,
     configureModel: async () => {
       throw new Error('the model of a targeted system cannot be reconfigured');

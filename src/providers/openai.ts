@@ -3,7 +3,14 @@
  * vLLM, llama.cpp server, Ollama, LM Studio, OpenRouter, ...). It streams with server-sent events,
  * retries only what is safe to retry (nothing has reached the user yet), and turns every failure
  * into a ModelError with a stable code and a message a human can act on.
+ *
+ * The hot path is cheap on purpose (a worker runs it for every turn): one undici Pool per API
+ * origin keeps connections alive and reuses them, bodies are Node streams read as they come, and
+ * the SSE parser (eventsource-parser) hands over events without re-buffering the stream. See
+ * docs/benchmarks.md ("The provider path") for the measured comparison with fetch.
  */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { ErrorCodes, ModelError, type ErrorCode } from '../contracts/errors.js';
 import type { ModelConfig } from '../config/config.js';
@@ -103,6 +110,24 @@ const completionSchema = z.object({
   choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish() })).min(1),
 });
 
+/**
+ * The text of the event nearly every token arrives in, `{"choices":[{"delta":{"content":"…"},
+ * "finish_reason":null}]}`, checked by hand: the schema's parse cost more than all the rest of a
+ * token's handling. Anything else (an error, a finish, no content, a surprise) returns undefined
+ * and goes through streamChunkSchema.
+ */
+function plainDelta(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null || 'error' in json) return undefined;
+  const { choices } = json as { choices?: unknown };
+  if (!Array.isArray(choices) || choices.length !== 1) return undefined;
+  const choice: unknown = choices[0];
+  if (typeof choice !== 'object' || choice === null) return undefined;
+  const { delta, finish_reason: finish } = choice as { delta?: unknown; finish_reason?: unknown };
+  if ((finish !== null && finish !== undefined) || typeof delta !== 'object' || delta === null) return undefined;
+  const { content } = delta as { content?: unknown };
+  return typeof content === 'string' ? content : undefined;
+}
+
 /** Error bodies: OpenAI `{"error":{"message"}}`, HF `{"error":"...","estimated_time":20}`, others. */
 const errorBodySchema = z.object({
   error: apiErrorSchema.nullish(),
@@ -112,89 +137,51 @@ const errorBodySchema = z.object({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Server-sent events (https://html.spec.whatwg.org/multipage/server-sent-events.html), the parts
-// OpenAI-style servers use: `data:` lines (joined with "\n"), `event:`, comments, any line ending.
+// Server-sent events: eventsource-parser (spec-complete: any line ending, comments, multi-line
+// data), collecting the events one network read completes.
 
 interface SseEvent {
   readonly event: string;
   readonly data: string;
 }
 
-class SseParser {
-  private buffer = '';
-  private data: string[] = [];
-  private event = '';
+class SseReader {
+  private events: SseEvent[] = [];
+  private readonly parser = createParser({
+    onEvent: (message: EventSourceMessage) => this.events.push({ event: message.event ?? '', data: message.data }),
+  });
 
   /** Feeds decoded text; returns the events completed by it. */
   push(text: string): SseEvent[] {
-    this.buffer += text;
-    return this.drain(false);
+    this.parser.feed(text);
+    const events = this.events;
+    if (events.length > 0) this.events = [];
+    return events;
   }
 
-  /** The stream ended: flush a last line and a last event even without the blank line. */
+  /** The stream ended: a last event counts even without its blank line (servers omit it). */
   end(): SseEvent[] {
-    const events = this.drain(true);
-    const last = this.dispatch();
-    if (last !== undefined) events.push(last);
-    return events;
-  }
-
-  private drain(final: boolean): SseEvent[] {
-    const events: SseEvent[] = [];
-    let start = 0;
-    for (;;) {
-      const end = this.lineEnd(start);
-      if (end === -1) break;
-      // A "\r" at the very end may be the first half of "\r\n": wait for the next chunk.
-      if (this.buffer[end] === '\r' && end + 1 === this.buffer.length && !final) break;
-      const event = this.line(this.buffer.slice(start, end));
-      if (event !== undefined) events.push(event);
-      start = end + (this.buffer[end] === '\r' && this.buffer[end + 1] === '\n' ? 2 : 1);
-    }
-    this.buffer = this.buffer.slice(start);
-    if (final && this.buffer !== '') {
-      this.line(this.buffer);
-      this.buffer = '';
-    }
-    return events;
-  }
-
-  private lineEnd(from: number): number {
-    const lf = this.buffer.indexOf('\n', from);
-    const cr = this.buffer.indexOf('\r', from);
-    if (lf === -1) return cr;
-    if (cr === -1) return lf;
-    return Math.min(lf, cr);
-  }
-
-  private line(line: string): SseEvent | undefined {
-    if (line === '') return this.dispatch();
-    if (line.startsWith(':')) return undefined; // comment / keep-alive
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.event = value;
-    return undefined;
-  }
-
-  private dispatch(): SseEvent | undefined {
-    const event = this.data.length === 0 ? undefined : { event: this.event, data: this.data.join('\n') };
-    this.data = [];
-    this.event = '';
-    return event;
+    return this.push('\n\n');
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Timeouts of one attempt. When a timer fires it records why and aborts the HTTP request; the
-// failure that follows (a rejected fetch or read) is then reported as that timeout.
+// failure that follows (a rejected request or read) is then reported as that timeout.
 
 type Expiry = 'first_token' | 'idle' | 'total';
 
+/**
+ * The phase timer is lazy: a streamed answer re-arms it for every chunk, and clearing and
+ * setting a timer per chunk cost more CPU than the rest of the chunk's handling. Re-arming only
+ * moves a deadline; when the timer fires it checks the deadline and sleeps again if it moved.
+ */
 class Watchdog {
   expired: Expiry | undefined;
+  private phase: 'first_token' | 'idle' | undefined;
+  private phaseDeadline = 0;
+  /** When the phase timer fires: it must never be later than the deadline. */
+  private phaseTimerAt = 0;
   private phaseTimer: NodeJS.Timeout | undefined;
   private totalTimer: NodeJS.Timeout | undefined;
 
@@ -207,20 +194,39 @@ class Watchdog {
 
   /** (Re)starts the first-token or idle timer. */
   arm(kind: 'first_token' | 'idle', ms: number): void {
-    this.disarm();
-    this.phaseTimer = setTimeout(() => this.expire(kind), ms);
+    this.phase = kind;
+    this.phaseDeadline = performance.now() + ms;
+    // Moving the deadline later (every chunk of a stream) leaves the timer alone.
+    if (this.phaseTimer !== undefined && this.phaseTimerAt <= this.phaseDeadline) return;
+    this.schedule(ms);
   }
 
   /** Stops the phase timer, e.g. while the consumer holds a chunk: its slowness is not the model's. */
   disarm(): void {
-    if (this.phaseTimer !== undefined) clearTimeout(this.phaseTimer);
-    this.phaseTimer = undefined;
+    this.phase = undefined;
   }
 
   clear(): void {
-    this.disarm();
+    this.phase = undefined;
+    if (this.phaseTimer !== undefined) clearTimeout(this.phaseTimer);
+    this.phaseTimer = undefined;
     if (this.totalTimer !== undefined) clearTimeout(this.totalTimer);
     this.totalTimer = undefined;
+  }
+
+  private schedule(ms: number): void {
+    if (this.phaseTimer !== undefined) clearTimeout(this.phaseTimer);
+    this.phaseTimerAt = performance.now() + ms;
+    this.phaseTimer = setTimeout(() => this.check(), ms);
+  }
+
+  private check(): void {
+    this.phaseTimer = undefined;
+    const phase = this.phase;
+    if (phase === undefined) return;
+    const left = this.phaseDeadline - performance.now();
+    if (left > 0) this.schedule(left);
+    else this.expire(phase);
   }
 
   private expire(kind: Expiry): void {
@@ -252,7 +258,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-/** The innermost cause of a fetch failure ("connect ECONNREFUSED 127.0.0.1:9" beats "fetch failed"). */
+/** The innermost cause of a request failure ("connect ECONNREFUSED 127.0.0.1:9" beats "fetch failed"). */
 function describeFailure(error: unknown): string {
   let current: unknown = error;
   let text = 'unknown error';
@@ -269,32 +275,50 @@ function truncate(text: string, max = MAX_DETAIL_CHARS): string {
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
 
-/** Reads at most `limit` bytes of a body as text; the rest is cancelled. */
-async function readLimited(response: Response, limit: number): Promise<string> {
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
+type Body = Dispatcher.ResponseData['body'];
+type ResponseHeaders = Dispatcher.ResponseData['headers'];
+
+/** Reads at most `limit` bytes of a body as text; beyond that the connection is closed. */
+async function readLimited(body: Body, limit: number): Promise<string> {
   const decoder = new TextDecoder();
   let text = '';
   let bytes = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      text += decoder.decode(value, { stream: true });
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      bytes += chunk.byteLength;
+      text += decoder.decode(chunk, { stream: true });
       if (bytes >= limit) break;
     }
   } finally {
-    reader.cancel().catch(() => undefined);
+    // A body read to its end leaves the connection to the pool.
+    if (!body.readableEnded) body.destroy();
   }
   return text + decoder.decode();
 }
 
+function header(headers: ResponseHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** OpenAI's `retry-after-ms` (milliseconds) first, then the standard `Retry-After`. */
-function retryAfterOf(headers: Headers): number | undefined {
-  const ms = Number(headers.get('retry-after-ms') ?? Number.NaN);
+function retryAfterOf(headers: ResponseHeaders): number | undefined {
+  const ms = Number(header(headers, 'retry-after-ms') ?? Number.NaN);
   if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
-  return parseRetryAfter(headers.get('retry-after'));
+  return parseRetryAfter(header(headers, 'retry-after'));
+}
+
+/**
+ * A kept-alive connection the server closed while we reused it (the keep-alive race): the
+ * request never reached a model, so the retry need not wait out a backoff meant for an
+ * overloaded server.
+ */
+function isStaleConnection(error: unknown): boolean {
+  for (let current = error, depth = 0; depth < 5 && current instanceof Error; depth += 1, current = current.cause) {
+    const code = (current as { code?: unknown }).code;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return true;
+  }
+  return false;
 }
 
 function apiErrorText(error: z.infer<typeof apiErrorSchema>): string {
@@ -316,6 +340,8 @@ export class OpenAICompatibleProvider implements ModelProvider {
   /** HTTP requests in flight, aborted by close(). */
   private readonly active = new Set<AbortController>();
   private closed = false;
+  /** Kept-alive connections to the API's origin, created on first use (start() needs no network). */
+  private pool: Pool | undefined;
 
   constructor(
     private readonly config: ModelConfig,
@@ -335,7 +361,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.logger.info({ provider: this.name, model: this.config.model ?? null, baseUrl: this.safeUrl(base) }, 'language model: OpenAI-compatible API');
     // Not awaited: an API that is down at start-up may be up by the first message, and each
     // request reports its own failure. This only gives the operator an early hint.
-    if (this.probeModels) void this.probe(base);
+    if (this.probeModels) void this.probe();
   }
 
   countTokens(text: string): number {
@@ -346,6 +372,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     this.closed = true;
     for (const controller of this.active) controller.abort();
     this.active.clear();
+    await this.pool?.destroy().catch(() => undefined);
   }
 
   async *generate(request: GenerateRequest): AsyncGenerator<string, void, undefined> {
@@ -360,7 +387,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       } catch (error) {
         if (request.signal.aborted) return;
         const failure = error instanceof ModelError ? error : this.fail(ErrorCodes.modelFailed, describeFailure(error));
-        const delay = this.retryDelay(attempt, failure.retryAfterMs);
+        const delay = attempt === 1 && !progress.responded && isStaleConnection(failure.cause) ? 0 : this.retryDelay(attempt, failure.retryAfterMs);
         const mayRetry = failure.retryable && !progress.yielded && !this.closed && attempt <= this.config.maxRetries;
         if (!mayRetry || Date.now() + delay >= deadline) throw this.finalError(failure, attempt, progress.yielded);
         this.logger.warn(
@@ -382,21 +409,24 @@ export class OpenAICompatibleProvider implements ModelProvider {
     watchdog.startTotal(deadline);
     watchdog.arm('first_token', this.config.firstTokenTimeoutMs);
     try {
-      const response = await fetch(this.chatUrl(), {
+      const response = await this.connection().request({
+        path: this.path('/chat/completions'),
         method: 'POST',
         headers: this.headers('text/event-stream'),
         body: JSON.stringify(this.requestBody(request.turns)),
         signal: controller.signal,
       });
-      if (!response.ok) throw await this.httpError(response);
+      if (response.statusCode < 200 || response.statusCode > 299) throw await this.httpError(response);
       progress.responded = true;
-      for await (const text of this.readAnswer(response)) {
-        // The consumer's pace is not the model's: no idle timer while it holds the chunk.
-        watchdog.disarm();
-        progress.yielded = true;
-        yield text;
-        if (request.signal.aborted) return;
-        watchdog.arm('idle', this.config.idleTimeoutMs);
+      for await (const texts of this.readAnswer(response)) {
+        for (const text of texts) {
+          // The consumer's pace is not the model's: no idle timer while it holds the chunk.
+          watchdog.disarm();
+          progress.yielded = true;
+          yield text;
+          if (request.signal.aborted) return;
+          watchdog.arm('idle', this.config.idleTimeoutMs);
+        }
       }
     } catch (error) {
       throw this.classify(error, watchdog, progress, request.signal);
@@ -404,8 +434,6 @@ export class OpenAICompatibleProvider implements ModelProvider {
       watchdog.clear();
       request.signal.removeEventListener('abort', onAbort);
       this.active.delete(controller);
-      // Releases the connection when we stop early ([DONE] before the body ended, or abort).
-      controller.abort();
     }
   }
 
@@ -423,37 +451,68 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return this.fail(ErrorCodes.modelUnavailable, `Could not reach the language model API at ${this.safeUrl(this.baseUrl())}: ${reason}`, true, undefined, error);
   }
 
-  /** Yields the answer's text chunks, from SSE, or from a JSON body when the server ignored stream. */
-  private async *readAnswer(response: Response): AsyncGenerator<string, void, undefined> {
-    const type = response.headers.get('content-type') ?? '';
+  /**
+   * Yields the answer's text chunks, from SSE, or from a JSON body when the server ignored stream:
+   * those of one network read together (each still a chunk of its own for the consumer), so a
+   * token costs one generator step, not two.
+   */
+  private async *readAnswer(response: Dispatcher.ResponseData): AsyncGenerator<string[], void, undefined> {
+    const { body } = response;
+    const type = header(response.headers, 'content-type') ?? '';
     if (type.includes('application/json')) {
-      yield* this.readJsonAnswer(response);
+      const text = await this.readJsonAnswer(body);
+      if (text !== '') yield [text];
       return;
     }
     // A proxy's or login page's HTML would otherwise look like an empty, truncated stream.
-    if (type.includes('text/html')) throw this.unusable(`an HTML page instead of an event stream (is LLM_BASE_URL the API's /v1 URL?)`);
-    if (response.body === null) throw this.unusable('an empty response');
-    const reader = response.body.getReader();
+    if (type.includes('text/html')) {
+      body.destroy();
+      throw this.unusable(`an HTML page instead of an event stream (is LLM_BASE_URL the API's /v1 URL?)`);
+    }
+    // Decoded here: undici's body ignores setEncoding, and a character may span two reads.
     const decoder = new TextDecoder();
-    const parser = new SseParser();
+    const sse = new SseReader();
     const state = { finished: false, done: false };
+    let trailing = 0;
     try {
-      while (!state.done) {
-        const { done, value } = await reader.read();
-        const events = done ? [...parser.push(decoder.decode()), ...parser.end()] : parser.push(decoder.decode(value, { stream: true }));
-        for (const event of events) {
-          const text = this.readEvent(event, state);
-          if (text !== '') yield text;
-          if (state.done) break;
+      for await (const bytes of body as AsyncIterable<Buffer>) {
+        // After [DONE] the rest of the body (usually nothing) is read, not cut: leaving the loop
+        // early would destroy the stream and with it the kept-alive connection.
+        if (state.done) {
+          trailing += bytes.byteLength;
+          if (trailing > MAX_ERROR_BODY_BYTES) break;
+          continue;
         }
-        if (done) break;
+        yield* this.readEvents(sse.push(decoder.decode(bytes, { stream: true })), state);
       }
+      if (!state.done) yield* this.readEvents([...sse.push(decoder.decode()), ...sse.end()], state);
     } finally {
-      reader.cancel().catch(() => undefined);
+      // An abort or a failure: the connection cannot be reused.
+      if (!body.readableEnded) body.destroy();
     }
     if (!state.done && !state.finished) {
       throw this.fail(ErrorCodes.modelFailed, 'The model stream ended before the answer was complete (no [DONE] and no finish_reason)', true);
     }
+  }
+
+  /**
+   * The texts of events up to [DONE] or up to an error event, which throws once the texts before
+   * it went out: text that reached the consumer is what decides whether a retry is allowed.
+   */
+  private async *readEvents(events: readonly SseEvent[], state: { finished: boolean; done: boolean }): AsyncGenerator<string[], void, undefined> {
+    const texts: string[] = [];
+    let failure: unknown;
+    try {
+      for (const event of events) {
+        const text = this.readEvent(event, state);
+        if (text !== '') texts.push(text);
+        if (state.done) break;
+      }
+    } catch (error) {
+      failure = error;
+    }
+    if (texts.length > 0) yield texts;
+    if (failure !== undefined) throw failure;
   }
 
   /** Interprets one SSE event; returns its text ('' when it has none). */
@@ -470,6 +529,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
       if (event.event === 'error') throw this.apiError(event.data);
       throw this.unusable(`an event that is not JSON: ${truncate(event.data, 80)}`);
     }
+    if (event.event === '') {
+      const text = plainDelta(json);
+      if (text !== undefined) return text;
+    }
     const chunk = streamChunkSchema.safeParse(json);
     if (!chunk.success) throw this.unusable(`an unexpected event: ${truncate(event.data, 80)}`);
     const { error, choices } = chunk.data;
@@ -481,26 +544,25 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return choice?.delta?.content ?? '';
   }
 
-  private async *readJsonAnswer(response: Response): AsyncGenerator<string, void, undefined> {
-    const text = await readLimited(response, MAX_JSON_BODY_BYTES);
+  private async readJsonAnswer(body: Body): Promise<string> {
+    const text = await readLimited(body, MAX_JSON_BODY_BYTES);
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
       throw this.unusable('a JSON body that does not parse');
     }
-    const body = errorBodySchema.safeParse(json);
-    if (body.success && body.data.error) throw this.apiError(apiErrorText(body.data.error));
+    const failure = errorBodySchema.safeParse(json);
+    if (failure.success && failure.data.error) throw this.apiError(apiErrorText(failure.data.error));
     const completion = completionSchema.safeParse(json);
     if (!completion.success) throw this.unusable('a JSON body without choices');
-    const content = completion.data.choices[0]?.message?.content ?? '';
-    if (content !== '') yield content;
+    return completion.data.choices[0]?.message?.content ?? '';
   }
 
   /** A non-2xx answer as a ModelError; `retryable` marks what another attempt may fix. */
-  private async httpError(response: Response): Promise<ModelError> {
-    const status = response.status;
-    const raw = await readLimited(response, MAX_ERROR_BODY_BYTES).catch(() => '');
+  private async httpError(response: Dispatcher.ResponseData): Promise<ModelError> {
+    const status = response.statusCode;
+    const raw = await readLimited(response.body, MAX_ERROR_BODY_BYTES).catch(() => '');
     const { detail, code, estimatedMs } = this.errorDetail(raw);
     const suffix = detail === '' ? '' : `: ${detail}`;
     const retryAfter = retryAfterOf(response.headers) ?? estimatedMs;
@@ -630,8 +692,16 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return base.replace(/\/+$/, '');
   }
 
-  private chatUrl(): string {
-    return `${this.baseUrl()}/chat/completions`;
+  /** The pool for the API's origin. Our watchdog owns every timeout, so undici's are off. */
+  private connection(): Pool {
+    this.pool ??= new Pool(new URL(this.baseUrl()).origin, { headersTimeout: 0, bodyTimeout: 0 });
+    return this.pool;
+  }
+
+  /** Path of an endpoint under the base URL (which may carry a path such as /v1 and a query). */
+  private path(endpoint: string): string {
+    const url = new URL(this.baseUrl());
+    return `${url.pathname.replace(/\/+$/, '')}${endpoint}${url.search}`;
   }
 
   /** The URL without user:password, for logs and messages. */
@@ -643,15 +713,16 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return url.toString().replace(/\/+$/, '');
   }
 
-  private async probe(base: string): Promise<void> {
+  private async probe(): Promise<void> {
     const controller = new AbortController();
     this.active.add(controller);
     const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
     try {
-      const response = await fetch(`${base}/models`, { headers: this.headers('application/json'), signal: controller.signal });
-      const body = await readLimited(response, MAX_ERROR_BODY_BYTES).catch(() => '');
-      if (!response.ok) {
-        this.logger.warn({ provider: this.name, status: response.status }, `language model API: GET /models answered HTTP ${response.status}${response.status === 401 || response.status === 403 ? ' (check LLM_API_KEY)' : ''}`);
+      const response = await this.connection().request({ path: this.path('/models'), method: 'GET', headers: this.headers('application/json'), signal: controller.signal });
+      const body = await readLimited(response.body, MAX_ERROR_BODY_BYTES).catch(() => '');
+      const status = response.statusCode;
+      if (status < 200 || status > 299) {
+        this.logger.warn({ provider: this.name, status }, `language model API: GET /models answered HTTP ${status}${status === 401 || status === 403 ? ' (check LLM_API_KEY)' : ''}`);
       } else if (this.config.model !== undefined && body.length < MAX_ERROR_BODY_BYTES && !body.includes(JSON.stringify(this.config.model))) {
         this.logger.warn({ provider: this.name }, `language model API: model ${this.config.model} is not in GET /models (it may still work)`);
       }

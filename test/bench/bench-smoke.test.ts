@@ -54,8 +54,16 @@ test('npm run bench -- --smoke measures every section and cleans up', { timeout:
   const result = JSON.parse(readFileSync(join(outDir, json), 'utf8')) as BenchResult;
   assert.match(readFileSync(join(outDir, json.replace(/\.json$/, '.md')), 'utf8'), /## Targets/);
 
-  // 1. Throughput: plain and streaming, 1 + 1 and 2 + 2, every turn answered correctly.
-  assert.deepEqual(result.throughput.map((run) => `${run.gateways}:${run.mode}`).sort(), ['1:plain', '1:streaming', '2:plain', '2:streaming']);
+  // 1. Throughput: plain and streaming, 1 + 1 and 2 + 2 over HTTP (the real path), and 1 + 1 with
+  // the model double inside the worker; every turn answered correctly.
+  assert.deepEqual(result.throughput.map((run) => `${run.gateways}:${run.mode}:${run.model}`).sort(), [
+    '1:plain:double',
+    '1:plain:http',
+    '1:streaming:double',
+    '1:streaming:http',
+    '2:plain:http',
+    '2:streaming:http',
+  ]);
   for (const run of result.throughput) {
     positive(run.turnsPerSec, `${run.label} turns/s`);
     positive(run.latencyMs.p50, `${run.label} latency p50`);
@@ -71,6 +79,17 @@ test('npm run bench -- --smoke measures every section and cleans up', { timeout:
     assert.ok(run.latencyMs.p50 <= run.latencyMs.p99);
     assert.deepEqual(run.errors, {});
   }
+
+  // 2b. Long sessions: every bucket of turns measured. 4b. Memory before and after a steady load.
+  const long = result.longSessions;
+  assert.ok(long !== null);
+  assert.ok(long.buckets.length >= 2 && long.buckets.every((bucket) => bucket.latencyMs.count > 0), 'every bucket of turns measured');
+  assert.deepEqual(long.errors, {});
+  const steady = result.steady;
+  assert.ok(steady !== null);
+  positive(steady.turns, 'steady-load turns');
+  positive(steady.after.redisUsedMemoryMiB, 'Redis used_memory after the steady load');
+  positive(steady.after.rssMiB['worker-1'], 'worker RSS after the steady load');
 
   // 3. Streaming overhead: every answer matched with the model's yield times.
   const streaming = result.streaming;

@@ -333,6 +333,34 @@ describe('OpenAICompatibleProvider', () => {
     assert.ok(outcome.ms < 1000, `took ${outcome.ms} ms`);
   });
 
+  test('a connection reset before any response (a stale kept-alive socket) is retried at once, not after a backoff', async () => {
+    // The first connection is closed as soon as the request arrives; the second one answers.
+    let connections = 0;
+    const server = createServer((socket) => {
+      connections += 1;
+      const first = connections === 1;
+      socket.once('data', () => {
+        if (first) socket.destroy();
+        else socket.end(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n${sseChunk({ content: 'fresh' }, 'stop')}${SSE_DONE}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === 'object');
+    try {
+      const slow: OpenAIProviderOptions = { retryBaseMs: 2000, retryMaxMs: 2000, probeModels: false };
+      const p = new OpenAICompatibleProvider(modelConfig({ baseUrl: `http://127.0.0.1:${address.port}/v1` }), undefined, slow);
+      const outcome = await run(p);
+      assert.equal(outcome.error, undefined);
+      assert.equal(outcome.text, 'fresh');
+      assert.equal(connections, 2);
+      assert.ok(outcome.ms < 1000, `took ${outcome.ms} ms: the retry waited for the backoff`);
+      await p.close();
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   test('SSE one byte per write, with a multi-byte emoji split across writes → exact text', async () => {
     const answer = ['Ça ', 'va ', '👋🏽 ', '日本語 ', 'ok'];
     reset(() => ({ kind: 'stream', chunks: answer, splitBytes: 1 }));
