@@ -140,7 +140,9 @@ let cluster: TestRedisCluster;
 let system: TestSystem;
 before(async () => {
   cluster = await startRedisCluster({ replicas: true, nodeTimeoutMs: NODE_TIMEOUT_MS });
-  system = await startSystem({ gateways: 2, workers: 2, env: { REDIS_URL: cluster.url, REDIS_CLUSTER: 'true' } });
+  // The whole history is compared at the end, however long the run took on a busy machine.
+  const wholeHistory = { HISTORY_MAX_RECORDS: '1000000', REFRESH_MAX_MESSAGES: '1000000' };
+  system = await startSystem({ gateways: 2, workers: 2, env: { REDIS_URL: cluster.url, REDIS_CLUSTER: 'true', ...wholeHistory } });
   system.model.setRespond(({ messages }) => ({ kind: 'stream', chunks: wordChunks(echoAnswer(messages)), delayMs: 5 }));
 });
 after(async () => {
