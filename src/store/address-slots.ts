@@ -4,10 +4,9 @@
  * drain takes a place before it asks the model and gives it back when it ends; a worker that died
  * holding one loses it when it expires (after the longest an answer may take).
  */
-import { createHash } from 'node:crypto';
 import { globalKeys } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
-import { runScript, type LuaScript } from './scripts.js';
+import { luaScript, runScript } from './scripts.js';
 
 /**
  * KEYS[1] the address's set  ARGV[1] drain  ARGV[2] now (ms)  ARGV[3] expires at (ms)  ARGV[4] cap
@@ -20,7 +19,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `;
-const takeSlot: LuaScript = { name: 'takeAddressSlot', source: TAKE_SOURCE, sha: createHash('sha1').update(TAKE_SOURCE).digest('hex') };
+const takeSlot = luaScript('takeAddressSlot', TAKE_SOURCE);
 
 export class AddressSlots {
   constructor(

@@ -61,7 +61,8 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-function luaScript(name: string, source: string): LuaScript {
+/** A script and its SHA1 (for EVALSHA), computed once. */
+export function luaScript(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 

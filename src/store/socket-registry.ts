@@ -5,8 +5,7 @@
  */
 import { sessionKeys } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
-import { runScript, type LuaScript } from './scripts.js';
-import { createHash } from 'node:crypto';
+import { luaScript, runScript } from './scripts.js';
 
 /** How often a gateway renews its sockets, and after how long an unrenewed one no longer counts. */
 export const SOCKET_REFRESH_MS = 30_000;
@@ -25,7 +24,7 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 `;
-const joinSocket: LuaScript = { name: 'joinSocket', source: JOIN_SOURCE, sha: createHash('sha1').update(JOIN_SOURCE).digest('hex') };
+const joinSocket = luaScript('joinSocket', JOIN_SOURCE);
 
 export class SocketRegistry {
   constructor(
