@@ -23,9 +23,9 @@ import { partitionOf, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
 import { compareEventIds } from '../contracts/event-ids.js';
-import type { SessionStore } from '../store/session-store.js';
+import type { SessionState, SessionStore } from '../store/session-store.js';
 import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry.js';
-import { tokenTag, type Logger } from '../shared/logger.js';
+import { safeError, tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
 import type { GatewayLimits, Limit } from './limits.js';
@@ -133,8 +133,21 @@ export class ChatConnection implements LiveListener {
     else if (this.earlyEvents.length < EARLY_EVENTS_KEPT) this.earlyEvents.push(event);
   }
 
+  /**
+   * Redis connections came back (a restart, a Cluster failover): events may have been missed, and
+   * so may the last writes, a wake-up among them. A turn left with no worker is queued again.
+   */
   onResync(): void {
     this.cursor?.catchUp();
+    this.deps.store
+      .touch(this.token)
+      .then((state) => (state === null ? undefined : this.wakeIfAbandoned(state)))
+      .catch((error: unknown) => this.deps.logger.warn({ err: safeError(error), session: tokenTag(this.token) }, 'checking the session after a reconnect failed'));
+  }
+
+  /** Unanswered messages and no worker on them (a wake-up lost with a process or a failover): queue one. */
+  private async wakeIfAbandoned(state: SessionState): Promise<void> {
+    if (state.seq > state.answered && !state.leaseHeld) await enqueue(this.deps.redis, this.partition.queue, this.token);
   }
 
   /** Plain mode has no frame for it: every plain frame is drawn as a chat message. */
@@ -172,10 +185,7 @@ export class ChatConnection implements LiveListener {
     for (const event of this.earlyEvents) this.cursor.offer(event);
     if (this.earlyEvents.length >= EARLY_EVENTS_KEPT) this.cursor.catchUp();
     this.earlyEvents = [];
-    if (state.seq > state.answered && !state.leaseHeld) {
-      // Unanswered messages and no worker on them: a gateway died between storing and queueing.
-      await enqueue(this.deps.redis, this.partition.queue, this.token);
-    }
+    await this.wakeIfAbandoned(state);
     if (this.mode === 'streaming') {
       this.send({ type: 'ready', token: this.token, lastEventId: state.lastEventId, protocol: STREAMING_SUBPROTOCOL });
     }

@@ -130,9 +130,14 @@ class Conversation {
     if (frame.type === 'done') this.done.set(Number(frame.seq), Date.now());
   }
 
+  /** Whether the message is in the history; asks again while a gateway answers 503 (Redis still failing over). */
   private async stored(text: string): Promise<boolean> {
-    const view = await refreshSession(this.urls[0] ?? '', this.token);
-    return view.body.messages.some((message) => message.source === 'human' && message.msg === text);
+    for (let attempt = 0; ; attempt += 1) {
+      const view = await refreshSession(this.urls[attempt % this.urls.length] ?? '', this.token).catch(() => undefined);
+      if (view?.status === 200) return view.body.messages.some((message) => message.source === 'human' && message.msg === text);
+      if (attempt >= 50) throw new Error(`conversation ${this.index}: the history could not be read (${view?.status ?? 'no answer'})`);
+      await sleep(200);
+    }
   }
 }
 
