@@ -5,25 +5,19 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from './errors.js';
+import { EVENT_ID_PATTERN } from './event-ids.js';
+import type { STREAMING_SUBPROTOCOL } from './wire.js';
 
-/** WebSocket subprotocol that selects streaming mode. Without it a socket speaks plain mode. */
-export const STREAMING_SUBPROTOCOL = 'parley.v1';
-
-/**
- * A client may carry its token in the subprotocol list instead of the URL (which proxies and
- * browser histories log): `["parley.v1", "parley.token.<token>"]`. The server answers `parley.v1`.
- */
-export const TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
-
-/** Close code and reason for a missing, unknown or expired token (kept from the original). */
-export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
-/** Close code for a socket beyond MAX_SOCKETS_PER_SESSION: retry later (another one may close). */
-export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open connections to this session' } as const;
-/** Close code the gateway uses when it shuts down: the client should reconnect (to any gateway). */
-export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
+export {
+  CLIENT_FRAME_TYPES,
+  CLOSE_GOING_AWAY,
+  CLOSE_TOO_MANY_SOCKETS,
+  CLOSE_UNAUTHENTICATED,
+  STREAMING_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+} from './wire.js';
 
 const STREAM_ID_PART_MAX = 18_446_744_073_709_551_615n; // both parts of a stream id are unsigned 64-bit
-const EVENT_ID_PATTERN = /^(0|\d{1,20}-\d{1,20})$/;
 
 /** True for an id Redis accepts as the exclusive start of XRANGE: parts within 64 bits, not the largest id. */
 function isReadableStreamId(id: string): boolean {
@@ -51,7 +45,6 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }).strict(),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
-export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping'] as const;
 
 /** A message of the history, as `GET /refresh_token` returns it (original fields first). */
 export const messageRecordSchema = z.object({

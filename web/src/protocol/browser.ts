@@ -1,11 +1,8 @@
 /** The browser's side effects, wired into the framework-free client. */
-import type { STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/contracts/wire.js';
 import type { ChatClientOptions } from './chat-client.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import type { OpenSocket, Timers } from './types.js';
-
-const SUBPROTOCOL: typeof STREAMING_SUBPROTOCOL = 'parley.v1';
-const TOKEN_PREFIX: typeof TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
 
 /** The gateway serves the page, the API and the socket from one origin. No token in the URL. */
 export function chatSocketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
@@ -15,7 +12,7 @@ export function chatSocketUrl(location: Pick<Location, 'protocol' | 'host'>): st
 
 /** The token rides in the subprotocol list (the server answers parley.v1 only, never echoing it). */
 export function chatSocketProtocols(token: string): string[] {
-  return [SUBPROTOCOL, `${TOKEN_PREFIX}${token}`];
+  return [STREAMING_SUBPROTOCOL, `${TOKEN_SUBPROTOCOL_PREFIX}${token}`];
 }
 
 export const openBrowserSocket: OpenSocket = (token, handlers) => {

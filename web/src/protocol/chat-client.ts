@@ -20,7 +20,8 @@ import {
 } from './chat-state.js';
 import { isAnswerEvent, parseServerFrame, type IncomingFrame } from './server-frames.js';
 import type { SessionApi } from './session-api.js';
-import type { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/protocol.js';
+import { ErrorCodes } from '../../../src/contracts/errors.js';
+import { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/wire.js';
 import type { ClientFrame, ErrorCode, OpenSocket, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
 
 /** `degraded`: connected, but the server says it cannot reach its storage right now. */
@@ -70,15 +71,15 @@ export interface ChatClientOptions {
   readonly heartbeatTimeoutMs?: number;
 }
 
-const CLOSE_EXPIRED: (typeof CLOSE_UNAUTHENTICATED)['code'] = 1008;
+const CLOSE_EXPIRED = CLOSE_UNAUTHENTICATED.code;
 /** Codes of a rejected `message` frame; other frame-less errors do not concern a message. */
 const MESSAGE_REJECTIONS: ReadonlySet<string> = new Set<ErrorCode>([
-  'empty_message',
-  'message_too_long',
-  'too_many_pending',
-  'invalid_frame',
-  'unknown_frame_type',
-  'binary_frame',
+  ErrorCodes.emptyMessage,
+  ErrorCodes.messageTooLong,
+  ErrorCodes.tooManyPending,
+  ErrorCodes.invalidFrame,
+  ErrorCodes.unknownFrameType,
+  ErrorCodes.binaryFrame,
 ]);
 /** Delay before asking the history for the text of a turn sent from another tab. */
 const FILL_DELAY_MS = 1_000;
@@ -294,7 +295,7 @@ export class ChatClient {
 
   /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
   private onRejected(code: string, message: string, namedClientId: string | undefined): void {
-    if (code === 'invalid_event_id') {
+    if (code === ErrorCodes.invalidEventId) {
       // The refused resume will not be confirmed.
       this.resumesPending = Math.max(0, this.resumesPending - 1);
       void this.reload();

@@ -2,6 +2,8 @@
  * Parses frames from the gateway. The server is trusted, but a proxy, a version skew or a bug
  * must not crash the UI or put `undefined` into the conversation: anything malformed is dropped.
  */
+import { isEventIdShaped } from '../../../src/contracts/event-ids.js';
+import { STREAMING_SUBPROTOCOL } from '../../../src/contracts/wire.js';
 import type { ErrorCode, ServerFrame, StoredEvent } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -21,7 +23,6 @@ export type IncomingFrame = Exclude<ServerFrame, { type: 'error' }> | StoredEven
 
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
-const isEventId = (value: unknown): value is string => isString(value) && /^(0|\d{1,20}-\d{1,20})$/.test(value);
 
 export function parseServerFrame(data: unknown): IncomingFrame | undefined {
   if (!isString(data)) return undefined;
@@ -35,7 +36,7 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
   const frame = json as Json;
   switch (frame.type) {
     case 'ready':
-      return isString(frame.token) && isEventId(frame.lastEventId) ? { type: 'ready', token: frame.token, lastEventId: frame.lastEventId, protocol: 'parley.v1' } : undefined;
+      return isString(frame.token) && isEventIdShaped(frame.lastEventId) ? { type: 'ready', token: frame.token, lastEventId: frame.lastEventId, protocol: STREAMING_SUBPROTOCOL } : undefined;
     case 'accepted':
       return parseAccepted(frame);
     case 'reset':
@@ -43,7 +44,7 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
     case 'pong':
       return { type: 'pong' };
     case 'resumed':
-      return isEventId(frame.after) ? { type: 'resumed', after: frame.after } : undefined;
+      return isEventIdShaped(frame.after) ? { type: 'resumed', after: frame.after } : undefined;
     case 'status':
       return frame.state === 'ok' || frame.state === 'degraded' ? { type: 'status', state: frame.state, message: isString(frame.message) ? frame.message : '' } : undefined;
     case 'queued':
@@ -76,7 +77,7 @@ function parseAccepted(frame: Json): IncomingFrame | undefined {
 
 function parseEvent(frame: Json): StoredEvent | undefined {
   const { seq, eventId } = frame;
-  if (!isSeq(seq) || !isEventId(eventId)) return undefined;
+  if (!isSeq(seq) || !isEventIdShaped(eventId)) return undefined;
   switch (frame.type) {
     case 'start':
       return { type: 'start', seq, eventId, attempt: isSeq(frame.attempt) ? frame.attempt : 1 };

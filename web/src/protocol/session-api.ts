@@ -2,6 +2,7 @@
  * The two HTTP calls of the protocol: POST /token (new session) and GET /api/v1/session (a
  * session with its history; the token travels in `Authorization`, not in the URL). Responses are checked before use: the UI trusts their shape.
  */
+import { isEventIdShaped } from '../../../src/contracts/event-ids.js';
 import type { ErrorCode, SessionView } from './types.js';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -103,6 +104,6 @@ export function toSessionView(body: unknown): SessionView | undefined {
     name: body.name,
     session_start: typeof body.session_start === 'string' ? body.session_start : '',
     messages,
-    last_event_id: typeof body.last_event_id === 'string' && /^(0|\d+-\d+)$/.test(body.last_event_id) ? body.last_event_id : '0',
+    last_event_id: isEventIdShaped(body.last_event_id) ? body.last_event_id : '0',
   };
 }
