@@ -115,3 +115,10 @@ export function queuePartitions(prefix: string, count: number): QueuePartition[]
 export function partitionOf(token: string, count: number): number {
   return Number.parseInt(token.slice(0, 8), 16) % count;
 }
+
+/** The queue partition of a session, out of all of them (from queuePartitions). */
+export function sessionPartition(partitions: readonly QueuePartition[], token: string): QueuePartition {
+  const partition = partitions[partitionOf(token, partitions.length)];
+  if (partition === undefined) throw new Error('no queue partitions configured');
+  return partition;
+}

@@ -19,7 +19,7 @@ import {
   type ServiceState,
   type StoredEvent,
 } from '../contracts/protocol.js';
-import { partitionOf, type QueuePartition } from '../contracts/keys.js';
+import { sessionPartition, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
 import type { RedisClient } from '../store/redis.js';
 import { compareEventIds } from '../contracts/event-ids.js';
@@ -116,9 +116,7 @@ export class ChatConnection implements LiveListener {
   ) {
     this.resumes = deps.limits.resumes();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
-    const partition = deps.partitions[partitionOf(token, deps.partitions.length)];
-    if (partition === undefined) throw new Error('no queue partitions configured');
-    this.partition = partition;
+    this.partition = sessionPartition(deps.partitions, token);
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => void this.onClose());
     ws.on('error', (error) => deps.logger.debug({ err: error, session: tokenTag(token) }, 'socket error'));

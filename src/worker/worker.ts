@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { ModelError } from '../contracts/errors.js';
-import { globalKeys, partitionOf, queuePartitions, type QueuePartition } from '../contracts/keys.js';
+import { globalKeys, queuePartitions, sessionPartition, type QueuePartition } from '../contracts/keys.js';
 import type { ModelProvider } from '../providers/provider.js';
 import { UnavailableProvider } from '../providers/unavailable.js';
 import { AddressSlots } from '../store/address-slots.js';
@@ -255,9 +255,11 @@ class Worker {
       const end = await drain.run();
       // Given back before the session is re-queued, so its next entry finds the place free.
       await this.addressSlots.release(address, drain.owner);
+      address = undefined;
       detach();
       await this.settle(entry.token, active, end);
     } finally {
+      // Only when the drain failed before giving its place back above.
       await this.addressSlots.release(address, drain.owner).catch(() => undefined);
       this.metrics.activeSessions.dec();
       if (detached) this.settling -= 1;
@@ -281,12 +283,6 @@ class Worker {
     await this.queue.ack(entries);
   }
 
-  private partitionOf(token: string): QueuePartition {
-    const partition = this.partitions[partitionOf(token, this.partitions.length)];
-    if (partition === undefined) throw new Error('no queue partitions configured');
-    return partition;
-  }
-
   /**
    * Acknowledges what the drain covered and wakes a worker again for what it did not: an entry
    * that arrived after the drain's last look at the session (its last startTurn) may name a
@@ -304,7 +300,7 @@ class Worker {
 
   /** Puts the session at the back of the queue; older entries of it become redundant (AnswerStore.wakeState). */
   private async requeue(token: string): Promise<void> {
-    await this.store.markWake(token, await enqueue(this.redis, this.partitionOf(token).queue, token));
+    await this.store.markWake(token, await enqueue(this.redis, sessionPartition(this.partitions, token).queue, token));
   }
 
   private async keepAlive(): Promise<void> {

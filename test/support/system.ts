@@ -15,6 +15,19 @@ import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai-server.js';
 import { deleteKeys, randomPrefix, TEST_REDIS_URL } from './redis.js';
 
+/**
+ * Every test client comes from 127.0.0.1: rate limits and the per-address cap would measure
+ * themselves, so test systems run without them unless a test sets them.
+ */
+export const PER_ADDRESS_LIMITS_OFF: Readonly<Record<string, string>> = {
+  MAX_ACTIVE_PER_ADDRESS: '0',
+  RATE_SESSIONS_PER_MINUTE: '0',
+  RATE_UPGRADES_PER_MINUTE: '0',
+  RATE_MESSAGES_PER_MINUTE: '0',
+  RATE_SESSION_MESSAGES_PER_MINUTE: '0',
+  RATE_RESUMES_PER_MINUTE: '0',
+};
+
 export interface SystemOptions {
   readonly gateways?: number;
   readonly workers?: number;
@@ -65,13 +78,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     CLAIM_INTERVAL_MS: '500',
     SHUTDOWN_GRACE_MS: '2000',
     SESSION_TTL_SECONDS: String(options.sessionTtlSeconds ?? 3600),
-    // Every test client comes from 127.0.0.1: rate limits and the per-address cap are off unless a test sets them.
-    MAX_ACTIVE_PER_ADDRESS: '0',
-    RATE_SESSIONS_PER_MINUTE: '0',
-    RATE_UPGRADES_PER_MINUTE: '0',
-    RATE_MESSAGES_PER_MINUTE: '0',
-    RATE_SESSION_MESSAGES_PER_MINUTE: '0',
-    RATE_RESUMES_PER_MINUTE: '0',
+    ...PER_ADDRESS_LIMITS_OFF,
     ...options.env,
   };
   const config = loadConfig(env);

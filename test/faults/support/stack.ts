@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai-server.js';
+import { PER_ADDRESS_LIMITS_OFF } from '../../support/system.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -172,13 +173,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     CLAIM_INTERVAL_MS: '300',
     SHUTDOWN_GRACE_MS: '1000',
     FLUSH_INTERVAL_MS: '20',
-    // Every client of the suite comes from 127.0.0.1: per-address limits would measure themselves.
-    MAX_ACTIVE_PER_ADDRESS: '0',
-    RATE_SESSIONS_PER_MINUTE: '0',
-    RATE_UPGRADES_PER_MINUTE: '0',
-    RATE_MESSAGES_PER_MINUTE: '0',
-    RATE_SESSION_MESSAGES_PER_MINUTE: '0',
-    RATE_RESUMES_PER_MINUTE: '0',
+    ...PER_ADDRESS_LIMITS_OFF,
     ...options.env,
   };
   const ports = await Promise.all(Array.from({ length: options.gateways }, () => freePort()));
