@@ -217,10 +217,13 @@ return {'ok', id, cancelled}
 );
 
 /**
- * Worker: commits the outcome of a turn exactly once (compare-and-set on "answered").
+ * Worker: commits the outcome of a turn exactly once (compare-and-set on "answered"), and looks
+ * for the next turn as startTurn would: when none is left it releases the lease in the same step
+ * (a message accepted meanwhile is never left behind), so the worker needs no second look.
  * ARGV[4] lease owner  ARGV[5] turn  ARGV[6] last delta event JSON or ""  ARGV[7] "message" | "error"
  * ARGV[8] the bot message record (JSON) or the error record  ARGV[9] terminal event JSON
- * Returns {"ok", event id} | {"stale"} (already committed) | {"lost"} | {"expired"}.
+ * Returns {"ok", event id} (more turns wait) | {"drained", event id} (none left, lease released)
+ * | {"stale"} (already committed) | {"lost"} | {"expired"}.
  */
 export const finishTurn = script(
   'finishTurn',
@@ -239,6 +242,10 @@ local id = emit(ARGV[9])
 redis.call('HSET', K_SESSION, 'done', id)
 if redis.call('GET', K_CANCEL) == ARGV[5] then redis.call('DEL', K_CANCEL) end
 touch()
+if tonumber(ARGV[5]) >= counter('seq') then
+  redis.call('DEL', K_LEASE)
+  return {'drained', id}
+end
 return {'ok', id}
 `,
 );

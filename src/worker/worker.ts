@@ -257,6 +257,10 @@ class Worker {
       await this.addressSlots.release(address, drain.owner);
       address = undefined;
       detach();
+      // The slot is free once the model is done with it: acknowledging and re-queueing take Redis
+      // round trips that the next session need not wait for.
+      this.startWaiting();
+      this.slotFreed();
       await this.settle(entry.token, active, end);
     } finally {
       // Only when the drain failed before giving its place back above.
