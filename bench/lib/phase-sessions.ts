@@ -3,6 +3,7 @@
  * follow the median?) and a steady load of some minutes (does memory grow?).
  */
 import { loadavg } from 'node:os';
+import { globalKeys } from '../../src/contracts/keys.js';
 import { topology, type StackContext } from './context.js';
 import { closedLoop, type TurnSample } from './load.js';
 import { rssKiB, sleep } from './processes.js';
@@ -89,6 +90,8 @@ export interface MemoryMark {
   readonly rssMiB: Record<string, number>;
   readonly redisUsedMemoryMiB: number;
   readonly redisKeys: number;
+  /** Sessions noted as possibly unanswered (the sweep's set): one per recent session until swept. */
+  readonly unansweredNotes: number;
 }
 
 export interface SteadyResult {
@@ -119,8 +122,9 @@ async function memoryMark(ctx: StackContext, startedAt: number): Promise<MemoryM
   mark('redis', ctx.redis.pid);
   const info = await snapshot(ctx.admin);
   const keys = Number(await ctx.admin.command('DBSIZE'));
+  const unansweredNotes = Number(await ctx.admin.command('ZCARD', globalKeys(ctx.options.keyPrefix).unanswered));
   const atSeconds = round3((performance.now() - startedAt) / 1000);
-  return { atSeconds, loadAverage: round3(loadavg()[0] ?? 0), rssMiB, redisUsedMemoryMiB: round3(info.usedMemory / 2 ** 20), redisKeys: keys };
+  return { atSeconds, loadAverage: round3(loadavg()[0] ?? 0), rssMiB, redisUsedMemoryMiB: round3(info.usedMemory / 2 ** 20), redisKeys: keys, unansweredNotes };
 }
 
 /** Marks every `everyMs` until `until` settles (the load's end). */

@@ -224,6 +224,7 @@ function steadySection(result: BenchResult): string {
     ...names.map((name) => [`RSS ${name} (MiB)`, ...columns((mark) => mark.rssMiB[name], 1)]),
     ['Redis used_memory (MiB)', ...columns((mark) => mark.redisUsedMemoryMiB, 1)],
     ['Redis keys', ...columns((mark) => mark.redisKeys, 0)],
+    ['unanswered notes (ZCARD)', ...columns((mark) => mark.unansweredNotes, 0)],
     ['load average (1 min)', ...columns((mark) => mark.loadAverage, 1)],
   ];
   const ttl = st.sessionTtlSeconds === null ? 'the default SESSION_TTL_SECONDS' : `SESSION_TTL_SECONDS=${st.sessionTtlSeconds}`;
