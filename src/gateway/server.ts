@@ -234,6 +234,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     queueView: new QueueView(redis, { queues: partitions.map((partition) => partition.queue), group: keys.group, capacity: keys.capacity }),
     maxQueueWaitMs: config.maxQueueWaitMs,
     sockets: new SocketRegistry(redis, { prefix: config.keyPrefix, maxPerSession: config.maxSocketsPerSession, sessionTtlSeconds: config.sessionTtlSeconds }),
+    identity,
+    accounts,
+    anonymous: config.auth.anonymous,
   }, { allowedOrigins: config.corsOrigins, trustProxy: config.trustProxy });
 
   await app.listen({ port: config.port, host: config.host });

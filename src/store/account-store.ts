@@ -66,6 +66,7 @@ export interface AccountStoreOptions {
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{2,63}$/;
 const DISPLAY_NAME_MAX_CHARS = 100;
 const SECRET = /^(a_[A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
+const AUTH_SESSION_ID = /^[0-9a-f]{64}$/;
 const INVITE = /^[A-Za-z0-9_-]{22}$/;
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -311,7 +312,12 @@ export class AccountStore {
   async resolve(secret: string): Promise<ResolvedAuth | null> {
     const accountId = SECRET.exec(secret)?.[1];
     if (accountId === undefined) return null;
-    const authSessionId = sha256(secret);
+    return this.lookup(accountId, sha256(secret));
+  }
+
+  /** The session or token stored under `authSessionId`, if it is still valid (for a socket that outlives its check). */
+  async lookup(accountId: string, authSessionId: string): Promise<ResolvedAuth | null> {
+    if (!isValidAccountId(accountId) || !AUTH_SESSION_ID.test(authSessionId)) return null;
     const keys = accountKeys(this.options.prefix, accountId);
     const { reply } = await runScript(this.redis, resolveAuth, [keys.account, keys.auth(authSessionId)], [String(Date.now())]);
     if (!Array.isArray(reply)) return null;
@@ -322,7 +328,7 @@ export class AccountStore {
 
   /** Ends one auth session or token. */
   async endAuth(accountId: string, authSessionId: string): Promise<void> {
-    if (!isValidAccountId(accountId) || !/^[0-9a-f]{64}$/.test(authSessionId)) return;
+    if (!isValidAccountId(accountId) || !AUTH_SESSION_ID.test(authSessionId)) return;
     const keys = accountKeys(this.options.prefix, accountId);
     await this.redis.multi().unlink(keys.auth(authSessionId)).zRem(keys.auths, authSessionId).exec();
   }
