@@ -21,6 +21,7 @@ import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
 import { Identity } from './auth/identity.js';
+import { registerOidcRoutes } from './auth/oidc.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { createLimits, retryAfterSeconds } from './limits.js';
@@ -213,6 +214,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     anonymous: config.auth.anonymous,
   });
   registerAuthRoutes(app, { accounts, identity, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs });
+  registerOidcRoutes(app, { accounts, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs, logger });
 
   const wss = new WebSocketServer({
     noServer: true,
