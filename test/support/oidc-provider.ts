@@ -69,13 +69,13 @@ export async function startOidcProvider(): Promise<TestOidcProvider> {
  * can name it; tests point it at a gateway once that has started.
  */
 export interface FrontDoor {
-  readonly url: string;
+  url: string;
   target: string;
   close(): Promise<void>;
 }
 
 export async function startFrontDoor(): Promise<FrontDoor> {
-  const door = { url: '', target: '', close: async () => undefined as void };
+  const door: FrontDoor = { url: '', target: '', close: () => Promise.resolve() };
   const server = createServer((request, response) => {
     const upstream = httpRequest(`${door.target}${request.url ?? '/'}`, { method: request.method, headers: request.headers }, (reply) => {
       response.writeHead(reply.statusCode ?? 502, reply.headers);
