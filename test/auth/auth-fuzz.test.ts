@@ -59,7 +59,7 @@ function hostileHeaders(pick: Picker, real: Browser): Record<string, string> {
   if (pick.chance(0.5)) {
     headers.cookie = pick.one([
       // UTF-8 bytes as a raw client sends them (fetch takes header values as Latin-1 only).
-      `parley_auth=${Buffer.from(pick.text(pick.int(60))).toString('latin1')}`.replace(/[\r\n\u0000]/g, ''),
+      `parley_auth=${Buffer.from(pick.text(pick.int(60))).toString('latin1')}`.replaceAll('\r', '').replaceAll('\n', '').replaceAll('\u0000', ''),
       'parley_auth=a_AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
       `parley_auth=${secret}x`,
       `parley_auth=${secret.replace(/^a_./, 'a_Z')}`,
