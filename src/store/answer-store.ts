@@ -51,7 +51,7 @@ const finishReply = z.tuple([z.enum(['ok', 'drained', 'stale', 'lost', 'expired'
 
 /**
  * Parsed history records kept per worker (oldest dropped first): the newest records of 250
- * sessions as long as a turn ever reads (HISTORY_RECORDS), ~30 MB. The sessions a worker serves
+ * sessions as long as a turn ever reads (HISTORY_RECORDS), 30 MB of heap. The sessions a worker serves
  * in turn must fit: evicted in a cycle, every record misses, and a turn of a long session parses
  * all 200 again (with 10,000, 100 clients in 200-turn sessions ran at 57 % of the throughput).
  */
