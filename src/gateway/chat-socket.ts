@@ -21,7 +21,7 @@ import {
 } from '../contracts/protocol.js';
 import { sessionPartition, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
-import type { RedisClient } from '../store/redis.js';
+import type { WakeUpRedis } from '../store/queue.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import type { SessionState, SessionStore } from '../store/session-store.js';
 import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry.js';
@@ -36,7 +36,7 @@ import type { GatewayMetrics } from './metrics.js';
 
 export interface ChatDependencies {
   readonly store: SessionStore;
-  readonly redis: RedisClient;
+  readonly redis: WakeUpRedis;
   readonly hub: LiveHub;
   /** The work queue's partitions; a session always uses the one partitionOf names. */
   readonly partitions: readonly QueuePartition[];

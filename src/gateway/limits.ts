@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { RateLimits } from '../config/config.js';
-import type { RedisClient } from '../store/redis.js';
+import type { RedisConnection } from '../store/redis.js';
 
 const WINDOW_SECONDS = 60;
 
@@ -37,7 +37,7 @@ export interface GatewayLimits {
   resumes(): Limit;
 }
 
-export function createLimits(redis: RedisClient, keyPrefix: string, limits: RateLimits): GatewayLimits {
+export function createLimits(redis: RedisConnection, keyPrefix: string, limits: RateLimits): GatewayLimits {
   const shared = (name: string, perMinute: number) =>
     new Limit(
       perMinute === 0

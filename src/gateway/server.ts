@@ -12,7 +12,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
 import { globalKeys, queuePartitions } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
-import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisConnection } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
 import { SocketRegistry } from '../store/socket-registry.js';
 import { ServiceUnavailableError } from '../shared/deadline.js';
@@ -151,7 +151,7 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
  * not grow without bound: BullMQ's advice is maxmemory with the noeviction policy. Managed Redis
  * may refuse CONFIG GET; that is not worth a warning.
  */
-async function warnAboutEviction(redis: RedisClient, logger: Logger): Promise<void> {
+async function warnAboutEviction(redis: RedisConnection, logger: Logger): Promise<void> {
   try {
     const config = await redis.configGet(['maxmemory', 'maxmemory-policy']);
     if (config.maxmemory === '0') logger.warn('Redis has no maxmemory: a flood can grow it until the machine runs out of memory; set maxmemory');

@@ -5,14 +5,17 @@
  * holding one loses it when it expires (after the longest an answer may take).
  */
 import { globalKeys } from '../contracts/keys.js';
-import type { RedisClient } from './redis.js';
-import { loadScript, runScript } from './scripts.js';
+import { loadScript, runScript, type ScriptRedis } from './scripts.js';
 
 const takeSlot = loadScript('take-address-slot');
 
+export interface AddressSlotsRedis extends ScriptRedis {
+  zRem(key: string, member: string): Promise<unknown>;
+}
+
 export class AddressSlots {
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: AddressSlotsRedis,
     private readonly options: { prefix: string; cap: number; holdMs: number },
   ) {}
 

@@ -8,7 +8,6 @@ import { z } from 'zod';
 import { userErrorText, type ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
-import type { RedisClient } from './redis.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import {
   appendDelta,
@@ -18,9 +17,16 @@ import {
   renewLease,
   runSessionScript,
   startTurn,
+  type ScriptRedis,
   type SessionScript,
   type SessionScriptOptions,
 } from './scripts.js';
+
+/** The commands the worker's answer store uses. */
+export interface AnswerStoreRedis extends ScriptRedis {
+  set(key: string, value: string, options: { condition: 'NX'; expiration: { type: 'PX'; value: number } }): Promise<string | null>;
+  hmGet(key: string, fields: string[]): Promise<Array<string | null>>;
+}
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
@@ -56,7 +62,7 @@ export class AnswerStore {
   private readonly parsedRecords = new Map<string, MessageRecord | null>();
 
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: AnswerStoreRedis,
     private readonly options: AnswerStoreOptions,
   ) {}
 

@@ -13,7 +13,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { sessionKeys } from '../contracts/keys.js';
-import type { RedisClient } from './redis.js';
 
 const LUA_DIR = new URL('./lua/', import.meta.url);
 const INCLUDE = /^--- @include "([\w-]+)"$/gm;
@@ -79,8 +78,19 @@ export interface ScriptReply {
   readonly resent: boolean;
 }
 
+export interface ScriptArguments {
+  keys: string[];
+  arguments: string[];
+}
+
+/** The commands scripts need: a client for one Redis or a cluster client. */
+export interface ScriptRedis {
+  evalSha(sha: string, options: ScriptArguments): Promise<unknown>;
+  eval(source: string, options: ScriptArguments): Promise<unknown>;
+}
+
 /** Runs a script by SHA, sending its source when Redis does not have it cached. */
-export async function runScript(client: RedisClient, lua: LuaScript, keys: readonly string[], args: readonly string[]): Promise<ScriptReply> {
+export async function runScript(client: ScriptRedis, lua: LuaScript, keys: readonly string[], args: readonly string[]): Promise<ScriptReply> {
   const options = { keys: [...keys], arguments: [...args] };
   try {
     return { reply: await client.evalSha(lua.sha, options), resent: false };
@@ -105,7 +115,7 @@ export interface SessionScriptOptions {
  * `extraKeys` after them for the scripts that document one.
  */
 export function runSessionScript(
-  client: RedisClient,
+  client: ScriptRedis,
   options: SessionScriptOptions,
   lua: SessionScript,
   token: string,

@@ -15,10 +15,24 @@ import {
   type SessionView,
   type StoredEvent,
 } from '../contracts/protocol.js';
-import { publish } from './pubsub.js';
-import { acceptMessage, markWake, readSession, requestStop, runSessionScript, touchSession, type SessionScript } from './scripts.js';
-import { enqueue, markUnanswered } from './queue.js';
-import type { RedisClient } from './redis.js';
+import { publish, type Publisher } from './pubsub.js';
+import { enqueue, markUnanswered, type WakeUpRedis } from './queue.js';
+import { streamRangeSchema } from './replies.js';
+import { acceptMessage, markWake, readSession, requestStop, runSessionScript, touchSession, type ScriptRedis, type SessionScript } from './scripts.js';
+
+/** The commands the gateway's session store uses. */
+export interface SessionStoreRedis extends ScriptRedis, Publisher, WakeUpRedis {
+  multi(): SessionCreation;
+  xRange(key: string, start: string, end: string, options: { COUNT: number }): Promise<unknown>;
+  lRange(key: string, start: number, stop: number): Promise<string[]>;
+}
+
+/** The MULTI that creates a session. */
+export interface SessionCreation {
+  hSet(key: string, fields: Record<string, string | number>): SessionCreation;
+  pExpire(key: string, ms: number): SessionCreation;
+  exec(): Promise<unknown>;
+}
 
 export interface SessionStoreOptions {
   readonly prefix: string;
@@ -85,7 +99,7 @@ export function orderByTurn(records: MessageRecord[]): MessageRecord[] {
 
 export class SessionStore {
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: SessionStoreRedis,
     private readonly options: SessionStoreOptions,
   ) {}
 
@@ -196,7 +210,7 @@ export class SessionStore {
       this.redis.xRange(key, start, '+', { COUNT: count }),
       afterId === '0' ? Promise.resolve(null) : this.redis.xRange(key, '-', '+', { COUNT: 1 }),
     ]);
-    const events = (entries ?? []).map((entry) => ({ ...parseJsonWith(answerEventSchema, entry.message.e ?? ''), eventId: entry.id }));
+    const events = streamRangeSchema.parse(entries).map((entry) => ({ ...parseJsonWith(answerEventSchema, entry.message.e ?? ''), eventId: entry.id }));
     // Events trimmed off the capped stream cannot be told apart from events never written, so
     // only an oldest retained event at or before afterId proves nothing is missing. From the very
     // beginning ("0") nothing is missing only while the session's first event ever is retained:
@@ -206,7 +220,7 @@ export class SessionStore {
       const oldest = events[0];
       complete = oldest === undefined || (oldest.type === 'start' && oldest.seq === 1 && oldest.attempt === 1);
     } else {
-      const oldest = first?.[0]?.id;
+      const oldest = first === null ? undefined : streamRangeSchema.parse(first)[0]?.id;
       complete = oldest === undefined || compareEventIds(oldest, afterId) <= 0;
     }
     return { events, complete };

@@ -11,15 +11,14 @@ import { USER_ERROR_TEXTS } from '../../src/contracts/errors.js';
 import { globalKeys, sessionKeys } from '../../src/contracts/keys.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
-import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
 import { orderByTurn, SessionStore, type WakeUp } from '../../src/store/session-store.js';
-import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
+import { deleteKeys, randomPrefix, testRedisClient, type TestRedis } from '../support/redis.js';
 
-let redis: RedisClient;
+let redis: TestRedis;
 const prefixes: string[] = [];
 
 before(async () => {
-  redis = createRedisClient({ url: TEST_REDIS_URL, username: undefined, password: undefined, tls: false, cluster: false, isDefault: false });
+  redis = testRedisClient();
   await redis.connect();
 });
 afterEach(async () => {
