@@ -27,4 +27,14 @@ export default tseslint.config(
     files: ['src/contracts/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['../*', '!./*'] }] },
   },
+  {
+    // The browser bundle takes the wire's contracts and nothing of the server's code.
+    files: ['web/src/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/src/config/*', '**/src/store/*', '**/src/gateway/*', '**/src/worker/*', '**/src/providers/*', '**/src/shared/*', '**/contracts/records.js', '**/contracts/keys.js', 'zod', 'zod/v4'] },
+      ],
+    },
+  },
 );

@@ -7,18 +7,9 @@ import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
 import { randomUUID } from 'node:crypto';
-import {
-  CLIENT_FRAME_TYPES,
-  CLOSE_TOO_MANY_SOCKETS,
-  CLOSE_UNAUTHENTICATED,
-  STREAMING_SUBPROTOCOL,
-  clientFrameSchema,
-  type ClientFrame,
-  type LiveEvent,
-  type ServerFrame,
-  type ServiceState,
-  type StoredEvent,
-} from '../contracts/protocol.js';
+import { clientFrameSchema, type ClientFrame, type ServerFrame, type ServiceState, type StoredEvent } from '../contracts/protocol.js';
+import type { LiveEvent } from '../contracts/records.js';
+import { CLIENT_FRAME_TYPES, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/wire.js';
 import { sessionPartition, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
 import type { WakeUpRedis } from '../store/queue.js';

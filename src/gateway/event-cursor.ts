@@ -4,7 +4,8 @@
  * socket saw (a missed message, a resume, a late subscription) the cursor reads the gap from the
  * session's event stream first. All work runs one step at a time, so nothing overtakes.
  */
-import type { LiveEvent, StoredEvent } from '../contracts/protocol.js';
+import type { StoredEvent } from '../contracts/protocol.js';
+import type { LiveEvent } from '../contracts/records.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 
 export type FetchAfter = (afterId: string) => Promise<{ events: StoredEvent[]; complete: boolean }>;

@@ -3,7 +3,8 @@
  * channel while at least one of its sockets is here, and fans each event out to them. Also
  * notices sessions that expired while their sockets sat idle.
  */
-import { liveEventSchema, type LiveEvent, type ServiceState } from '../contracts/protocol.js';
+import type { ServiceState } from '../contracts/protocol.js';
+import { liveEventSchema, type LiveEvent } from '../contracts/records.js';
 import { sessionKeys } from '../contracts/keys.js';
 import { subscribe, unsubscribe, type ChannelListener, type Subscriber } from '../store/pubsub.js';
 import type { Logger } from '../shared/logger.js';

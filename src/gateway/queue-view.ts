@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { compareEventIds } from '../contracts/event-ids.js';
-import { workerCapacitySchema } from '../contracts/protocol.js';
+import { workerCapacitySchema } from '../contracts/records.js';
 import { lastDelivered, type GroupRedis } from '../store/queue.js';
 import { streamRangeSchema, stringMapSchema } from '../store/replies.js';
 

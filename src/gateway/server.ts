@@ -11,7 +11,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
 import { globalKeys, queuePartitions } from '../contracts/keys.js';
-import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
+import { CLOSE_GOING_AWAY } from '../contracts/wire.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisConnection } from '../store/redis.js';
 import { SessionStore } from '../store/session-store.js';
 import { SocketRegistry } from '../store/socket-registry.js';

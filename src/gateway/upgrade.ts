@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocketServer } from 'ws';
 import { isValidToken } from '../contracts/keys.js';
-import { CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../contracts/protocol.js';
+import { CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../contracts/wire.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
 import { retryAfterSeconds, upgradeAddress } from './limits.js';

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { userErrorText, type ErrorCode } from '../contracts/errors.js';
 import { sessionKeys } from '../contracts/keys.js';
-import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
+import { messageRecordSchema, type AnswerEvent, type MessageRecord } from '../contracts/protocol.js';
+import type { TurnError } from '../contracts/records.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import {
   appendDelta,

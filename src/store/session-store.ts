@@ -7,14 +7,8 @@ import { z } from 'zod';
 import { userErrorText } from '../contracts/errors.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
-import {
-  answerEventSchema,
-  messageRecordSchema,
-  turnErrorSchema,
-  type MessageRecord,
-  type SessionView,
-  type StoredEvent,
-} from '../contracts/protocol.js';
+import { answerEventSchema, messageRecordSchema, type MessageRecord, type SessionView, type StoredEvent, type TurnFailure } from '../contracts/protocol.js';
+import { turnErrorSchema } from '../contracts/records.js';
 import { publish, type Publisher } from './pubsub.js';
 import { enqueue, markUnanswered, type WakeUpRedis } from './queue.js';
 import { streamRangeSchema } from './replies.js';
@@ -79,14 +73,14 @@ const stopReply = z.tuple([z.literal('ok'), z.number()]);
  * version's format) fails loudly with an error that says so, never echoing the stored text, which
  * may be a user's message, into the logs.
  */
-export function parseJsonWith<T>(schema: z.ZodType<T>, text: string): T {
+export function parseJsonWith<T>(schema: z.core.$ZodType<T>, text: string): T {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new Error(`Malformed record in Redis: not valid JSON (${text.length} characters)`);
   }
-  const parsed = schema.safeParse(value);
+  const parsed = z.safeParse(schema, value);
   if (!parsed.success) throw new Error(`Malformed record in Redis: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
@@ -128,13 +122,13 @@ export class SessionStore {
     const reply = await this.run(readSession, token, [String(this.options.refreshMaxMessages)]);
     if (statusOnly.safeParse(reply).success) return null;
     const [, name, start, doneEventId, rawMessages, rawErrors] = readReply.parse(reply);
-    const errors = new Map<number, { code: SessionView['messages'][number]['error'] }>();
+    const failures = new Map<number, TurnFailure>();
     for (let index = 1; index < rawErrors.length; index += 2) {
       const error = parseJsonWith(turnErrorSchema, rawErrors[index] ?? '');
-      errors.set(error.seq, { code: { code: error.code, message: userErrorText(error.code), ...(error.ref === undefined ? {} : { ref: error.ref }) } });
+      failures.set(error.seq, { code: error.code, message: userErrorText(error.code), ...(error.ref === undefined ? {} : { ref: error.ref }) });
     }
     const messages = orderByTurn(rawMessages.map((raw) => parseJsonWith(messageRecordSchema, raw))).map((record) => {
-      const error = record.source === 'human' ? errors.get(record.seq)?.code : undefined;
+      const error = record.source === 'human' ? failures.get(record.seq) : undefined;
       return error === undefined ? record : { ...record, error };
     });
     return { token, name, session_start: start, messages, last_event_id: doneEventId };

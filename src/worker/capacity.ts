@@ -4,7 +4,7 @@
  * queue wait estimates (queued frames, admission control); a report older than a few intervals is
  * of a worker that stopped, and a stopping worker removes its own.
  */
-import type { WorkerCapacity } from '../contracts/protocol.js';
+import type { WorkerCapacity } from '../contracts/records.js';
 
 export const CAPACITY_REPORT_MS = 2000;
 /** Weight of the newest answer in the moving average: recent speed matters, one outlier little. */

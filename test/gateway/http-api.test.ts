@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/protocol.js';
+import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { createSession, refreshSession, TestSocket } from '../support/client.js';
 import { TEST_REDIS_URL } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';

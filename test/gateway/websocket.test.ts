@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
 import { echoAnswer, wordChunks, type FakeMessage, type FakeRespond } from '../support/fake-openai-server.js';
 import { TEST_REDIS_URL } from '../support/redis.js';

@@ -4,7 +4,7 @@
  * in timing). Every reply is classified so a run can be quoted: see docs/security.md.
  */
 import { WebSocket } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 import { rawRequest, upgradeRequest, type RawReply } from './raw-http.js';
 
 /** mulberry32: small, fast, good enough to pick inputs, and reproducible from one number. */

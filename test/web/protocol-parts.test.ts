@@ -77,6 +77,20 @@ describe('parseServerFrame', () => {
     }
     assert.equal(parseServerFrame(new Uint8Array([1, 2])), undefined);
   });
+
+  it('checks frames with the contracts\' schemas: codes, refs and event ids as the server defines them', () => {
+    const refused = [
+      '{"type":"error","code":"no_such_code","message":"x"}',
+      '{"type":"error","seq":1,"eventId":"5-1","code":"model_failed","message":"x","ref":"not a ref!"}',
+      '{"type":"resume","after":"5-1"}',
+      '{"type":"ready","token":"t","lastEventId":"18446744073709551616-0","protocol":"parley.v1"}',
+      '{"type":"start","seq":1,"eventId":"5-1"}',
+    ];
+    for (const data of refused) assert.equal(parseServerFrame(data), undefined, data);
+    assert.deepEqual(parseServerFrame('{"type":"error","seq":1,"eventId":"5-1","code":"model_failed","message":"x","ref":"AbC123"}'), {
+      type: 'error', seq: 1, eventId: '5-1', code: 'model_failed', message: 'x', ref: 'AbC123',
+    });
+  });
 });
 
 describe('session API', () => {
@@ -93,6 +107,15 @@ describe('session API', () => {
     assert.equal(seen?.url, '/token');
     assert.equal(seen?.init?.method, 'POST');
     assert.equal(seen?.init?.body, '{"name":"Ada"}');
+  });
+
+  it('treats a body that is not a session (a message without its turn, an unknown error code) as a server failure', async () => {
+    const bad = [
+      { ...session(), messages: [{ id: 'm', msg: 'hi', timestamp: 't', source: 'human' }] },
+      { ...session(), messages: [{ id: 'm', msg: 'hi', timestamp: 't', source: 'human', seq: 1, error: { code: 'nope', message: 'x' } }] },
+      { ...session(), last_event_id: 'abc' },
+    ];
+    for (const body of bad) await assert.rejects(createSessionApi(respond(200, body)).refresh('t'), TransientError);
   });
 
   it('explains a 400 for the name', async () => {

@@ -1,6 +1,6 @@
 /**
- * Wire types shared with the server. Only types are imported, so nothing of the server's code
- * (or zod) ends up in the browser bundle.
+ * Wire types shared with the server, derived from the contracts' schemas (protocol.ts, which the
+ * web imports for validation too: it depends only on zod/mini and the dependency-free contracts).
  */
 export type { ClientFrame, ServerFrame, SessionView, StoredEvent } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
