@@ -67,7 +67,7 @@ const envSchema = z.object({
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters (a random secret)').optional()),
   // How long an HTTP request waits for Redis before it is answered 503 (Redis commands have no timeout of their own).
   REQUEST_DEADLINE_MS: int(100, 120_000).default(3000),
-  // Redis (the original's variable names are kept)
+  // Redis (names kept for older deployments: docs/protocol.md, "Compatibility")
   REDIS_URL: optionalString,
   REDIS_HOST: optionalString,
   REDIS_PORT: int(1, 65535).optional(),

@@ -109,7 +109,6 @@ export const controlFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('queued'), seq: turnSchema, position: turnSchema, etaMs: z.optional(z.number().check(z.nonnegative())) }),
   z.object({ type: z.literal('pong') }),
 ]);
-export type ControlFrame = z.infer<typeof controlFrameSchema>;
 
 /** Everything the gateway sends in streaming mode. An answer event carries its `eventId`. */
 export const serverFrameSchema = z.union([storedEventSchema, controlFrameSchema]);
@@ -133,5 +132,5 @@ export const sessionViewSchema = z.object({
 });
 export type SessionView = z.infer<typeof sessionViewSchema>;
 
-/** The body of a 400 for a name that is blank or too long (the original's shape). */
+/** The body of a 400 for a name that is blank or too long. */
 export const invalidNameBodySchema = z.object({ detail: z.object({ loc: z.literal('name'), msg: z.string() }) });

@@ -1,11 +1,11 @@
 /**
- * One WebSocket connection to /chat. Plain mode speaks the original protocol (a text frame is a
- * message; one JSON frame per finished answer); streaming mode (subprotocol parley.v1) speaks
+ * One WebSocket connection to /chat. Plain mode (a text frame is a message; one JSON frame per
+ * finished answer; see docs/protocol.md, "Compatibility"); streaming mode (subprotocol parley.v1) speaks
  * JSON frames both ways and forwards every answer event with its id. See docs/protocol.md.
  */
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
-import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
+import { ErrorCodes, ParleyError, type ErrorCode } from '../contracts/errors.js';
 import { randomUUID } from 'node:crypto';
 import { clientFrameSchema, type ClientFrame, type ServerFrame, type ServiceState, type StoredEvent } from '../contracts/protocol.js';
 import type { LiveEvent } from '../contracts/records.js';
@@ -60,16 +60,16 @@ const PAUSE_AT_FRAMES = 16;
 const PAUSE_AT_BYTES = 256 * 1024;
 const RESUME_AT_FRAMES = 4;
 
-class FrameError extends Error {
+class FrameError extends ParleyError {
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
     /** The rejected message's clientId, echoed so the client knows which one it was. */
     readonly clientId?: string,
     /** For rate_limited: when the client may try again. */
     readonly retryAfterMs?: number,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -325,7 +325,7 @@ export class ChatConnection implements LiveListener {
       if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
     } else if (event.type === 'error') {
       this.plainAnswers.delete(event.seq);
-      // `msg` too: the original's client renders the `msg` of whatever frame arrives.
+      // `msg` too: plain-mode clients render the `msg` of whatever frame arrives (docs/protocol.md, "Compatibility").
       const ref = event.ref === undefined ? {} : { ref: event.ref };
       this.sendJson({ type: 'error', code: event.code, message: event.message, msg: event.message, seq: event.seq, ...ref });
     } else {

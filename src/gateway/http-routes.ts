@@ -1,7 +1,7 @@
 /**
- * The HTTP API kept from the original (POST /token, GET|POST /refresh_token), Parley's own
- * versioned session API (GET /api/v1/session), health, readiness and (only with METRICS_TOKEN)
- * metrics. Error bodies keep the original's `{"detail": ...}` shape.
+ * The HTTP API: sessions (POST /token, GET|POST /refresh_token, kept as older clients use them:
+ * see docs/protocol.md, "Compatibility"), Parley's own versioned session API (GET /api/v1/session),
+ * health, readiness and (only with METRICS_TOKEN) metrics. Error bodies are `{"detail": ...}`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -90,7 +90,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
 
   const readSession = (token: string) => withDeadline(deps.store.read(token), deps.deadlineMs);
 
-  // The original's shape: its client tells a message's side by `msg` starting with "Human".
+  // "Human: …" / "Bot: …" texts: older clients tell a message's side by them (see docs/protocol.md, "Compatibility").
   const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
     const view = await readSession(field(request, 'token') ?? bearerToken(request) ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);

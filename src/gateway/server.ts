@@ -57,8 +57,8 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
       done(Object.assign(new Error('The request body is not valid JSON'), { statusCode: 400 }), undefined);
     }
   });
-  // Bodies of any other type carry nothing Parley reads (the original API takes the name from the
-  // query string): accept and ignore them, so `POST /token?name=Ada` works whatever content type a
+  // Bodies of any other type carry nothing Parley reads (POST /token also takes the name from the
+  // query string, see docs/protocol.md, "Compatibility"): accept and ignore them, so `POST /token?name=Ada` works whatever content type a
   // client sends (curl -d '', HTML forms, jQuery's $.post all send form-urlencoded).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
   app.setErrorHandler((error: FastifyError, request, reply) => {

@@ -7,6 +7,7 @@
  */
 import { createClient, createCluster } from 'redis';
 import type { RedisConfig } from '../config/config.js';
+import { ErrorCodes, ParleyError } from '../contracts/errors.js';
 
 export interface RedisLogger {
   warn(object: object, message: string): void;
@@ -106,7 +107,7 @@ export async function connectRedis(client: RedisConnection, config: RedisConfig)
     const where = new URL(config.url);
     where.password = '';
     where.username = '';
-    throw new Error(`Cannot connect to Redis at ${where.toString()}: ${error instanceof Error ? error.message : String(error)}`, {
+    throw new ParleyError(ErrorCodes.unavailable, `Cannot connect to Redis at ${where.toString()}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
     });
   }

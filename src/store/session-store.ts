@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { userErrorText } from '../contracts/errors.js';
+import { ErrorCodes, ParleyError, userErrorText } from '../contracts/errors.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
 import { answerEventSchema, messageRecordSchema, type MessageRecord, type SessionView, type StoredEvent, type TurnFailure } from '../contracts/protocol.js';
@@ -78,10 +78,10 @@ export function parseJsonWith<T>(schema: z.core.$ZodType<T>, text: string): T {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new Error(`Malformed record in Redis: not valid JSON (${text.length} characters)`);
+    throw new ParleyError(ErrorCodes.internal, `Malformed record in Redis: not valid JSON (${text.length} characters)`);
   }
   const parsed = z.safeParse(schema, value);
-  if (!parsed.success) throw new Error(`Malformed record in Redis: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new ParleyError(ErrorCodes.internal, `Malformed record in Redis: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
 

@@ -4,7 +4,8 @@
  * its sockets fall out after STALE_AFTER_MS instead of holding the session's places for ever.
  */
 import { sessionKeys } from '../contracts/keys.js';
-import { loadScript, runScript, type ScriptRedis } from './scripts.js';
+import type { PlacesRedis } from './address-slots.js';
+import { loadScript, runScript } from './scripts.js';
 
 /** How often a gateway renews its sockets, and after how long an unrenewed one no longer counts. */
 export const SOCKET_REFRESH_MS = 30_000;
@@ -12,13 +13,9 @@ const STALE_AFTER_MS = 3 * SOCKET_REFRESH_MS;
 
 const joinSocket = loadScript('join-socket');
 
-export interface SocketRegistryRedis extends ScriptRedis {
-  zRem(key: string, member: string): Promise<unknown>;
-}
-
 export class SocketRegistry {
   constructor(
-    private readonly redis: SocketRegistryRedis,
+    private readonly redis: PlacesRedis,
     private readonly options: { prefix: string; maxPerSession: number; sessionTtlSeconds: number },
   ) {}
 

@@ -294,7 +294,7 @@ export class ChatClient {
   }
 
   /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
-  private onRejected(code: string, message: string, namedClientId: string | undefined): void {
+  private onRejected(code: ErrorCode, message: string, namedClientId: string | undefined): void {
     if (code === ErrorCodes.invalidEventId) {
       // The refused resume will not be confirmed.
       this.resumesPending = Math.max(0, this.resumesPending - 1);

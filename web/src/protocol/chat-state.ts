@@ -4,7 +4,7 @@
  * functions never mutate: a changed turn is a new object, so React can skip unchanged ones.
  */
 import { compareEventIds } from '../../../src/contracts/event-ids.js';
-import type { SessionView, StoredEvent } from './types.js';
+import type { SessionView, StoredEvent, TurnFailure } from './types.js';
 
 export type TurnStatus =
   /** Not yet accepted by the server (maybe offline); it is resent after a reconnect. */
@@ -15,13 +15,6 @@ export type TurnStatus =
   | 'done'
   | 'stopped'
   | 'error';
-
-export interface TurnError {
-  readonly code: string;
-  readonly message: string;
-  /** Reference of a failed answer, to quote to the operator (who finds the detail in the log). */
-  readonly ref?: string;
-}
 
 export interface Turn {
   /** Stable identity for the UI: the clientId of a message sent here, else the message id. */
@@ -36,7 +29,8 @@ export interface Turn {
   /** The answer so far: the deltas since the turn's latest `start`. */
   readonly answer: string;
   readonly answeredAt?: string;
-  readonly error?: TurnError;
+  /** Why the turn failed; `ref` (a failed answer's) is quoted to the operator, who finds the detail in the log. */
+  readonly error?: TurnFailure;
   /** The error is a rejection of the message itself: nothing was stored on the server. */
   readonly rejected?: boolean;
   /** Seen an answer event for a turn whose message this client never saw (sent elsewhere). */
@@ -144,7 +138,7 @@ export function applyQueued(state: ChatState, seq: number, place: QueuePlace): C
 }
 
 /** The server refused a message (empty, too long, too many pending, rate limited, busy): nothing was stored. */
-export function applyRejection(state: ChatState, clientId: string, error: TurnError): ChatState {
+export function applyRejection(state: ChatState, clientId: string, error: TurnFailure): ChatState {
   return updateTurn(state, (turn) => turn.clientId === clientId && turn.seq === undefined, (turn) => ({
     ...turn,
     status: 'error',

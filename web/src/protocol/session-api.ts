@@ -3,6 +3,7 @@
  * session with its history; the token travels in `Authorization`, not in the URL). Responses are
  * checked with the contracts' schemas before use: the UI trusts their shape.
  */
+import { ErrorCodes, ParleyError } from '../../../src/contracts/errors.js';
 import { invalidNameBodySchema, sessionViewSchema } from '../../../src/contracts/protocol.js';
 import type { SessionView } from './types.js';
 
@@ -15,7 +16,11 @@ export type CreateSessionResult =
 export type RefreshResult = { readonly kind: 'ok'; readonly session: SessionView } | { readonly kind: 'expired' };
 
 /** The server could not be reached or answered something unexpected: worth retrying later. */
-export class TransientError extends Error {}
+export class TransientError extends ParleyError {
+  constructor(message: string) {
+    super(ErrorCodes.unavailable, message);
+  }
+}
 
 export interface SessionApi {
   create(name: string): Promise<CreateSessionResult>;

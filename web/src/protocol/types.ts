@@ -2,7 +2,7 @@
  * Wire types shared with the server, derived from the contracts' schemas (protocol.ts, which the
  * web imports for validation too: it depends only on zod/mini and the dependency-free contracts).
  */
-export type { ClientFrame, ServerFrame, SessionView, StoredEvent } from '../../../src/contracts/protocol.js';
+export type { ClientFrame, ServerFrame, SessionView, StoredEvent, TurnFailure } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
 
 /** What the client needs from a socket; the browser adapter wraps a WebSocket, tests a fake. */
