@@ -34,7 +34,10 @@ export function saveToken(token: string | undefined): void {
 }
 
 function isEntry(value: unknown): value is OutboxEntry {
-  return typeof value === 'object' && value !== null && typeof (value as OutboxEntry).clientId === 'string' && typeof (value as OutboxEntry).text === 'string';
+  if (typeof value !== 'object' || value === null) return false;
+  const { clientId, text, intent } = value as Partial<OutboxEntry>;
+  const validIntent = intent === undefined || ((intent.kind === 'edit' || intent.kind === 'regenerate') && Number.isInteger(intent.of) && intent.of > 0);
+  return typeof clientId === 'string' && typeof text === 'string' && validIntent;
 }
 
 export const localOutbox: OutboxStore = {

@@ -4,6 +4,7 @@
  */
 import { isEventIdShaped } from '../../../src/contracts/event-ids.js';
 import { STREAMING_SUBPROTOCOL } from '../../../src/contracts/wire.js';
+import { isTurnNumber } from './json.js';
 import type { ErrorCode, ServerFrame, StoredEvent } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -19,7 +20,16 @@ export interface RejectionFrame {
   readonly clientId?: string;
 }
 
-export type IncomingFrame = Exclude<ServerFrame, { type: 'error' }> | StoredEvent | RejectionFrame;
+/** The branch shown changed (a switch, edit or regenerate, from this window or another): `head` is its newest turn. */
+export interface BranchShownFrame {
+  readonly type: 'branch';
+  readonly head: number;
+}
+
+/** `accepted` names the turn the new one follows (`parent`, 0 = the root) on servers with branches. */
+export type AcceptedFrame = Extract<ServerFrame, { type: 'accepted' }> & { parent?: number };
+
+export type IncomingFrame = Exclude<ServerFrame, { type: 'error' | 'accepted' }> | AcceptedFrame | BranchShownFrame | StoredEvent | RejectionFrame;
 
 const isString = (value: unknown): value is string => typeof value === 'string';
 const isSeq = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0;
@@ -49,6 +59,8 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
       return frame.state === 'ok' || frame.state === 'degraded' ? { type: 'status', state: frame.state, message: isString(frame.message) ? frame.message : '' } : undefined;
     case 'queued':
       return parseQueued(frame);
+    case 'branch':
+      return isTurnNumber(frame.head) ? { type: 'branch', head: frame.head } : undefined;
     case 'error':
       if (frame.eventId !== undefined) return parseEvent(frame);
       return parseRejection(frame);
@@ -69,10 +81,12 @@ function parseQueued(frame: Json): IncomingFrame | undefined {
   return typeof frame.etaMs === 'number' && frame.etaMs >= 0 ? { ...queued, etaMs: frame.etaMs } : queued;
 }
 
-function parseAccepted(frame: Json): IncomingFrame | undefined {
+function parseAccepted(frame: Json): AcceptedFrame | undefined {
   if (!isString(frame.id) || !isSeq(frame.seq)) return undefined;
-  const accepted = { type: 'accepted' as const, id: frame.id, seq: frame.seq, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
-  return isString(frame.clientId) ? { ...accepted, clientId: frame.clientId } : accepted;
+  const accepted: AcceptedFrame = { type: 'accepted', id: frame.id, seq: frame.seq, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
+  // A turn follows an older one: any other parent is a bug upstream, and is ignored.
+  const parent = isTurnNumber(frame.parent) && frame.parent < frame.seq ? { parent: frame.parent } : {};
+  return { ...accepted, ...parent, ...(isString(frame.clientId) ? { clientId: frame.clientId } : {}) };
 }
 
 function parseEvent(frame: Json): StoredEvent | undefined {

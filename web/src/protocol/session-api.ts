@@ -3,7 +3,8 @@
  * session with its history; the token travels in `Authorization`, not in the URL). Responses are checked before use: the UI trusts their shape.
  */
 import { isEventIdShaped } from '../../../src/contracts/event-ids.js';
-import type { ErrorCode, SessionView } from './types.js';
+import { isRecord, isTurnNumber, readJson } from './json.js';
+import type { ErrorCode, HistoryMessage, SessionView } from './types.js';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -61,33 +62,20 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
   };
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  try {
-    return (await response.json()) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 function invalidNameMessage(body: unknown): string {
   const detail = isRecord(body) ? body.detail : undefined;
   const serverText = isRecord(detail) && typeof detail.msg === 'string' ? detail.msg : 'Enter a valid name';
   return `${serverText.replace(/\.$/, '')}: it must not be blank or very long.`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-type HistoryMessage = SessionView['messages'][number];
-
 function toMessage(value: unknown): HistoryMessage | undefined {
   if (!isRecord(value)) return undefined;
-  const { id, msg, timestamp, source, seq, status, error } = value;
+  const { id, msg, timestamp, source, seq, status, error, parent } = value;
   if (typeof id !== 'string' || typeof msg !== 'string' || (source !== 'human' && source !== 'bot')) return undefined;
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
   const message: HistoryMessage = { id, msg, timestamp: typeof timestamp === 'string' ? timestamp : '', source, seq };
   if (status === 'done' || status === 'stopped') message.status = status;
+  if (isTurnNumber(parent) && parent < seq) message.parent = parent;
   if (isRecord(error) && typeof error.code === 'string' && typeof error.message === 'string') {
     message.error = { code: error.code as ErrorCode, message: error.message, ...(typeof error.ref === 'string' ? { ref: error.ref } : {}) };
   }
@@ -105,5 +93,7 @@ export function toSessionView(body: unknown): SessionView | undefined {
     session_start: typeof body.session_start === 'string' ? body.session_start : '',
     messages,
     last_event_id: isEventIdShaped(body.last_event_id) ? body.last_event_id : '0',
+    ...(isTurnNumber(body.head) ? { head: body.head } : {}),
+    ...(typeof body.title === 'string' ? { title: body.title } : {}),
   };
 }

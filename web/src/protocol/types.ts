@@ -2,8 +2,29 @@
  * Wire types shared with the server. Only types are imported, so nothing of the server's code
  * (or zod) ends up in the browser bundle.
  */
-export type { ClientFrame, ServerFrame, SessionView, StoredEvent } from '../../../src/contracts/protocol.js';
+import type { ClientFrame, SessionView as ServerSessionView } from '../../../src/contracts/protocol.js';
+
+export type { ClientFrame, ServerFrame, StoredEvent } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
+
+/** The frames that make and show branches (docs/protocol.md, "Branches"). */
+export type BranchFrame =
+  | { type: 'edit'; seq: number; text: string; clientId?: string }
+  | { type: 'regenerate'; seq: number; clientId?: string }
+  | { type: 'switch'; seq: number };
+
+export type OutgoingFrame = ClientFrame | BranchFrame;
+
+/** A message of the history; `parent` is the turn it follows (absent from servers without branches). */
+export type HistoryMessage = ServerSessionView['messages'][number] & { parent?: number };
+
+/** A session (or a person's conversation) with its history and the branch shown (`head`). */
+export interface SessionView extends Omit<ServerSessionView, 'messages'> {
+  messages: HistoryMessage[];
+  head?: number;
+  /** Conversations only: the title the list shows. */
+  title?: string;
+}
 
 /** What the client needs from a socket; the browser adapter wraps a WebSocket, tests a fake. */
 export interface SocketHandlers {
