@@ -198,5 +198,7 @@ describe('branch wire parsing', () => {
     assert.deepEqual(parseServerFrame(JSON.stringify({ type: 'branch', head: 7 })), { type: 'branch', head: 7 });
     assert.deepEqual(parseServerFrame(JSON.stringify({ type: 'branch', head: 0 })), { type: 'branch', head: 0 });
     for (const head of [-1, 1.5, '7', null, undefined]) assert.equal(parseServerFrame(JSON.stringify({ type: 'branch', head })), undefined);
+    assert.deepEqual(parseServerFrame(JSON.stringify({ type: 'branch', head: 3, eventId: '5-1' })), { type: 'branch', head: 3, eventId: '5-1' });
+    assert.equal(parseServerFrame(JSON.stringify({ type: 'branch', head: 3, eventId: 'x' })), undefined);
   });
 });

@@ -536,6 +536,22 @@ describe('ChatClient: branches', () => {
     assert.equal(env.client.switchTo(42), false);
   });
 
+  it('branch events in the stream are applied once, in order with the answer events', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.client.regenerate(2);
+    socket.receive({ type: 'accepted', id: 'h3', seq: 3, timestamp: 't3', clientId: 'c-1', parent: 1 });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    socket.receive({ type: 'start', seq: 3, attempt: 1, eventId: '22-0' });
+    assert.equal(env.client.getSnapshot().chat.lastEventId, '22-0');
+    env.client.switchTo(2);
+    socket.receive({ type: 'branch', head: 2, eventId: '23-0' });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    assert.equal(env.client.getSnapshot().chat.head, 2, 'a replayed older branch event changes nothing');
+    assert.equal(env.client.getSnapshot().chat.lastEventId, '23-0');
+    assert.equal(env.api.calls, 0);
+  });
+
   it('a branch made in another window brings a fresh history', async () => {
     const env = setup({ initialSession: history() });
     const socket = await online(env);

@@ -9,6 +9,7 @@ import {
   addLocalMessage,
   applyAccepted,
   applyBranch,
+  applyBranchEvent,
   applyEvent,
   applyQueued,
   applyRejection,
@@ -297,7 +298,9 @@ export class ChatClient {
         void this.reload();
         return;
       case 'branch':
-        this.onBranch(frame.head);
+        // Like answer events: dropped while a reload or an unconfirmed resume will send it again.
+        if (frame.eventId !== undefined && (this.reloading || this.resumesPending > 0)) return;
+        this.onBranch(frame.head, frame.eventId);
         return;
       case 'queued':
         this.setChat(applyQueued(this.snapshot.chat, frame.seq, frame.etaMs === undefined ? { position: frame.position } : { position: frame.position, etaMs: frame.etaMs }));
@@ -321,8 +324,10 @@ export class ChatClient {
    * Another branch is shown. A head this client does not know in full (made in another window)
    * comes with a fresh history.
    */
-  private onBranch(head: number): void {
-    this.setChat(applyBranch(this.snapshot.chat, head));
+  private onBranch(head: number, eventId: string | undefined): void {
+    const before = this.snapshot.chat;
+    this.setChat(applyBranchEvent(before, head, eventId));
+    if (this.snapshot.chat === before) return;
     const known = head === 0 || this.snapshot.chat.turns.some((turn) => turn.seq === head && turn.textUnknown !== true);
     if (!known) void this.reload();
   }

@@ -267,6 +267,16 @@ export function fillUnknownTexts(state: ChatState, session: SessionView): ChatSt
   });
 }
 
+/**
+ * A branch event from the session's stream: applied once, like an answer event (a replay of one
+ * already applied changes nothing).
+ */
+export function applyBranchEvent(state: ChatState, head: number, eventId: string | undefined): ChatState {
+  if (eventId === undefined) return applyBranch(state, head);
+  if (compareEventIds(eventId, state.lastEventId) <= 0) return state;
+  return { ...applyBranch(state, head), lastEventId: eventId };
+}
+
 /** The server says which branch is shown now. A new version that could not be sent is dropped with the view it made. */
 export function applyBranch(state: ChatState, head: number): ChatState {
   const turns = state.turns.filter((turn) => !(turn.intent !== undefined && turn.rejected === true));

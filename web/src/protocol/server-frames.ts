@@ -20,14 +20,18 @@ export interface RejectionFrame {
   readonly clientId?: string;
 }
 
-/** The branch shown changed (a switch, edit or regenerate, from this window or another): `head` is its newest turn. */
+/**
+ * The branch shown changed (a switch, edit or regenerate, from this window or another): `head` is
+ * its newest turn. It travels in the session's event stream, in order with the answer events.
+ */
 export interface BranchShownFrame {
   readonly type: 'branch';
   readonly head: number;
+  readonly eventId?: string;
 }
 
 /** `accepted` names the turn the new one follows (`parent`, 0 = the root) on servers with branches. */
-export type AcceptedFrame = Extract<ServerFrame, { type: 'accepted' }> & { parent?: number };
+export type AcceptedFrame = Omit<Extract<ServerFrame, { type: 'accepted' }>, 'parent'> & { parent?: number };
 
 export type IncomingFrame = Exclude<ServerFrame, { type: 'error' | 'accepted' }> | AcceptedFrame | BranchShownFrame | StoredEvent | RejectionFrame;
 
@@ -60,7 +64,8 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
     case 'queued':
       return parseQueued(frame);
     case 'branch':
-      return isTurnNumber(frame.head) ? { type: 'branch', head: frame.head } : undefined;
+      if (!isTurnNumber(frame.head) || (frame.eventId !== undefined && !isEventIdShaped(frame.eventId))) return undefined;
+      return isEventIdShaped(frame.eventId) ? { type: 'branch', head: frame.head, eventId: frame.eventId } : { type: 'branch', head: frame.head };
     case 'error':
       if (frame.eventId !== undefined) return parseEvent(frame);
       return parseRejection(frame);

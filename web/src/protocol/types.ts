@@ -19,7 +19,7 @@ export type OutgoingFrame = ClientFrame | BranchFrame;
 export type HistoryMessage = ServerSessionView['messages'][number] & { parent?: number };
 
 /** A session (or a person's conversation) with its history and the branch shown (`head`). */
-export interface SessionView extends Omit<ServerSessionView, 'messages'> {
+export interface SessionView extends Omit<ServerSessionView, 'messages' | 'head'> {
   messages: HistoryMessage[];
   head?: number;
   /** Conversations only: the title the list shows. */
