@@ -42,13 +42,29 @@ export interface Siblings<T> {
 
 /** The versions of a turn: itself and every turn that follows the same parent. */
 export function siblingsOf<T extends BranchNode>(nodes: readonly T[], node: T): Siblings<T> {
-  if (node.parent === undefined) return { all: [node], index: 0 };
-  const all = nodes.filter((candidate) => candidate.parent === node.parent).sort(bySeqThenLocal);
+  const all = node.parent === undefined ? [node] : (siblingGroups(nodes).get(node.parent) ?? [node]);
   return { all, index: Math.max(0, all.indexOf(node)) };
 }
 
+/**
+ * Every turn's versions at once, by parent (oldest first, turns not yet accepted last): one pass
+ * over the conversation, for drawing a switcher on each turn shown.
+ */
+export function siblingGroups<T extends BranchNode>(nodes: readonly T[]): Map<number, T[]> {
+  const groups = new Map<number, T[]>();
+  for (const node of nodes) {
+    if (node.parent === undefined) continue;
+    const group = groups.get(node.parent);
+    if (group === undefined) groups.set(node.parent, [node]);
+    else group.push(node);
+  }
+  for (const group of groups.values()) group.sort(bySeqThenLocal);
+  return groups;
+}
+
 function bySeqThenLocal(a: BranchNode, b: BranchNode): number {
-  return (a.seq ?? Number.POSITIVE_INFINITY) - (b.seq ?? Number.POSITIVE_INFINITY);
+  if (a.seq === undefined || b.seq === undefined) return (a.seq === undefined ? 1 : 0) - (b.seq === undefined ? 1 : 0);
+  return a.seq - b.seq;
 }
 
 /**

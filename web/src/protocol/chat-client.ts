@@ -37,6 +37,8 @@ export interface SessionInfo {
   readonly token: string;
   readonly name: string;
   readonly sessionStart: string;
+  /** A person's conversation: its title. */
+  readonly title?: string;
 }
 
 export interface ChatSnapshot {
@@ -234,7 +236,8 @@ export class ChatClient {
       }
     }
     this.loaded = true;
-    this.update({ phase: 'ready', session: { token: session.token, name: session.name, sessionStart: session.session_start }, chat });
+    const info: SessionInfo = { token: session.token, name: session.name, sessionStart: session.session_start };
+    this.update({ phase: 'ready', session: session.title === undefined ? info : { ...info, title: session.title }, chat });
   }
 
   private connect(): void {
