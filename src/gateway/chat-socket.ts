@@ -28,6 +28,8 @@ import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry
 import { safeError, tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
+import type { AccountStore } from '../store/account-store.js';
+import type { Identity, Person, ResolvedPerson } from './auth/identity.js';
 import type { GatewayLimits, Limit } from './limits.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
 import type { QueueView } from './queue-view.js';
@@ -51,6 +53,12 @@ export interface ChatDependencies {
   readonly queueView: QueueView;
   /** A new message whose estimated wait is longer is refused with "busy"; 0 = never. */
   readonly maxQueueWaitMs: number;
+  /** Recognises the person of an upgrade request (cookie or account token). */
+  readonly identity: Identity;
+  /** Re-checks a signed-in socket's auth session before each message (sign-out, disabled account). */
+  readonly accounts: AccountStore;
+  /** ANONYMOUS_CHAT: false closes sockets without a person (1008). */
+  readonly anonymous: boolean;
 }
 
 /** How often a streaming socket with messages waiting for a worker is told its place in line. */
@@ -106,6 +114,8 @@ export class ChatConnection implements LiveListener {
   private readonly waiting = new Set<number>();
   private queueTimer: NodeJS.Timeout | undefined;
   private reportedPosition: number | undefined;
+  /** The signed-in person of the upgrade request (cookie or token), null for an anonymous socket. */
+  readonly person: Person | null;
 
   constructor(
     private readonly ws: WebSocket,
@@ -113,7 +123,9 @@ export class ChatConnection implements LiveListener {
     /** The client's address (X-Forwarded-For behind a trusted proxy), for per-address limits. */
     private readonly address: string,
     private readonly deps: ChatDependencies,
+    private readonly auth: ResolvedPerson | null = null,
   ) {
+    this.person = auth?.person ?? null;
     this.resumes = deps.limits.resumes();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
     this.partition = sessionPartition(deps.partitions, token);
@@ -262,6 +274,11 @@ export class ChatConnection implements LiveListener {
     // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
     if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
     const { store, pipelineWakeUp, limits } = this.deps;
+    if (this.auth !== null) {
+      // Signed out (here or everywhere) or disabled since the socket opened: it ends with its session.
+      if ((await this.deps.accounts.lookup(this.auth.person.id, this.auth.authSessionId)) === null) return this.onExpired();
+      await this.limited(limits.accountMessages, this.auth.person.id, 'Too many messages from your account', clientId);
+    }
     await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
     await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
     await this.admit(clientId);

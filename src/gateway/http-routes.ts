@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { ErrorCodes, userErrorText } from '../contracts/errors.js';
 import { withDeadline } from '../shared/deadline.js';
 import { readinessBody } from '../shared/metrics-server.js';
 import type { SessionStore } from '../store/session-store.js';
@@ -26,10 +27,13 @@ export interface RouteDependencies {
   readonly metricsToken: string | undefined;
   /** Session creation per client address. */
   readonly limitSessions: Limit;
+  /** ANONYMOUS_CHAT: false refuses POST /token (403 anonymous_off). */
+  readonly anonymous: boolean;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
 export const SESSION_EXPIRED = { detail: 'Session expired or does not exist' } as const;
+export const ANONYMOUS_OFF = { detail: userErrorText(ErrorCodes.anonymousOff), code: ErrorCodes.anonymousOff } as const;
 
 const fieldSource = z.object({}).catchall(z.unknown()).nullish();
 
@@ -73,6 +77,7 @@ function validName(name: string | undefined, maxChars: number): name is string {
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): void {
   app.post('/token', { onSend: noStore }, async (request, reply) => {
+    if (!deps.anonymous) return reply.code(403).send(ANONYMOUS_OFF);
     const name = field(request, 'name');
     if (!validName(name, deps.nameMaxChars)) return reply.code(400).send(INVALID_NAME);
     const waitMs = await withDeadline(deps.limitSessions.take(request.ip), deps.deadlineMs);
