@@ -124,7 +124,8 @@ export async function signUp(page: Page, username: string, password = PASSWORD):
   await page.getByLabel('User name').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('button', { name: `Account: ${username}` }).waitFor();
+  // Attached, not visible: on a phone the account menu sits in the closed sidebar.
+  await page.getByRole('button', { name: `Account: ${username}`, includeHidden: true }).waitFor({ state: 'attached' });
 }
 
 export async function signIn(page: Page, username: string, password = PASSWORD): Promise<void> {
