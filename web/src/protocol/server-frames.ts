@@ -71,7 +71,8 @@ function parseQueued(frame: Json): IncomingFrame | undefined {
 
 function parseAccepted(frame: Json): IncomingFrame | undefined {
   if (!isString(frame.id) || !isSeq(frame.seq)) return undefined;
-  const accepted = { type: 'accepted' as const, id: frame.id, seq: frame.seq, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
+  const parent = typeof frame.parent === 'number' && Number.isInteger(frame.parent) && frame.parent >= 0 ? frame.parent : frame.seq - 1;
+  const accepted = { type: 'accepted' as const, id: frame.id, seq: frame.seq, parent, timestamp: isString(frame.timestamp) ? frame.timestamp : '' };
   return isString(frame.clientId) ? { ...accepted, clientId: frame.clientId } : accepted;
 }
 

@@ -105,5 +105,6 @@ export function toSessionView(body: unknown): SessionView | undefined {
     session_start: typeof body.session_start === 'string' ? body.session_start : '',
     messages,
     last_event_id: isEventIdShaped(body.last_event_id) ? body.last_event_id : '0',
+    head: typeof body.head === 'number' && Number.isInteger(body.head) && body.head >= 0 ? body.head : (messages.at(-1)?.seq ?? 0),
   };
 }
