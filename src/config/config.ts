@@ -58,6 +58,7 @@ const envSchema = z.object({
   RATE_MESSAGES_PER_MINUTE: int(0).default(40),
   RATE_SESSION_MESSAGES_PER_MINUTE: int(0).default(20),
   RATE_RESUMES_PER_MINUTE: int(0).default(20),
+  RATE_SWITCHES_PER_MINUTE: int(0).default(60),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
   // Metrics and readiness: a separate listener, private by default (issue 9).
@@ -142,6 +143,8 @@ export interface RateLimits {
   readonly sessionMessagesPerMinute: number;
   /** Resume frames per socket (each replays events). */
   readonly resumesPerMinute: number;
+  /** `switch` frames per socket (branch switches). */
+  readonly switchesPerMinute: number;
 }
 
 export interface ModelConfig {
@@ -336,6 +339,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       messagesPerMinute: env.RATE_MESSAGES_PER_MINUTE,
       sessionMessagesPerMinute: env.RATE_SESSION_MESSAGES_PER_MINUTE,
       resumesPerMinute: env.RATE_RESUMES_PER_MINUTE,
+      switchesPerMinute: env.RATE_SWITCHES_PER_MINUTE,
     },
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,

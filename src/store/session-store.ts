@@ -122,10 +122,10 @@ export class SessionStore {
 
   /**
    * A new session. With `owner` (an account id) it is that person's conversation: `keep` makes
-   * the scripts' touch() keep its history instead of letting it expire (see scripts).
+   * the scripts' touch() keep its history instead of letting it expire (see scripts). `token`
+   * lets a caller note the id elsewhere first (a person's conversation list).
    */
-  async create(name: string, owner?: string): Promise<SessionView> {
-    const token = randomUUID();
+  async create(name: string, owner?: string, token: string = randomUUID()): Promise<SessionView> {
     const start = new Date().toISOString();
     const keys = this.keys(token);
     const fields = { name, start, seq: 0, answered: 0, head: 0 };

@@ -26,6 +26,7 @@ export const PER_ADDRESS_LIMITS_OFF: Readonly<Record<string, string>> = {
   RATE_MESSAGES_PER_MINUTE: '0',
   RATE_SESSION_MESSAGES_PER_MINUTE: '0',
   RATE_RESUMES_PER_MINUTE: '0',
+  RATE_SWITCHES_PER_MINUTE: '0',
 };
 
 export interface SystemOptions {
