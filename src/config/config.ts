@@ -33,6 +33,7 @@ const optionalString = z
   .string()
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+const onOff = z.enum(['on', 'off'], { error: 'expected on or off' });
 const list = z
   .string()
   .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item !== ''));
@@ -59,6 +60,24 @@ const envSchema = z.object({
   RATE_SESSION_MESSAGES_PER_MINUTE: int(0).default(20),
   RATE_RESUMES_PER_MINUTE: int(0).default(20),
   RATE_SWITCHES_PER_MINUTE: int(0).default(60),
+  // Sign-in (issue 13): per address+username, per username, per address; sign-ups per address; messages per account.
+  RATE_SIGNIN_PER_MINUTE: int(0).default(10),
+  RATE_SIGNIN_ACCOUNT_PER_MINUTE: int(0).default(30),
+  RATE_SIGNIN_ADDRESS_PER_MINUTE: int(0).default(30),
+  RATE_SIGNUPS_PER_MINUTE: int(0).default(5),
+  RATE_ACCOUNT_MESSAGES_PER_MINUTE: int(0).default(40),
+  ANONYMOUS_CHAT: onOff.default('on'),
+  SIGNUP: z.enum(['open', 'invite', 'closed']).default('open'),
+  LOCAL_ACCOUNTS: onOff.default('on'),
+  OIDC_ISSUER: optionalString.pipe(z.url({ error: 'expected the issuer URL, such as https://accounts.google.com' }).optional()),
+  OIDC_CLIENT_ID: optionalString,
+  OIDC_CLIENT_SECRET: optionalString,
+  OIDC_REDIRECT_URL: optionalString.pipe(z.url({ error: 'expected a URL ending in /api/v1/auth/oidc/callback' }).optional()),
+  OIDC_LABEL: z.string().trim().min(1).max(60).default('single sign-on'),
+  OIDC_SCOPES: z.string().default('openid email profile'),
+  AUTH_COOKIE_SECURE: bool.default(false),
+  AUTH_SESSION_DAYS: int(1, 3650).default(30),
+  INVITE_DAYS: int(1, 3650).default(7),
   WEB_DIR: optionalString,
   TRUST_PROXY: bool.default(false),
   // Metrics and readiness: a separate listener, private by default (issue 9).
@@ -145,6 +164,42 @@ export interface RateLimits {
   readonly resumesPerMinute: number;
   /** `switch` frames per socket (branch switches). */
   readonly switchesPerMinute: number;
+  /** Sign-in attempts per client address and username. */
+  readonly signinPerMinute: number;
+  /** Sign-in attempts per username, from all addresses together. */
+  readonly signinAccountPerMinute: number;
+  /** Sign-in attempts per client address, all usernames together. */
+  readonly signinAddressPerMinute: number;
+  /** Sign-ups per client address. */
+  readonly signupsPerMinute: number;
+  /** Messages per account (all its sessions and sockets). */
+  readonly accountMessagesPerMinute: number;
+}
+
+export interface OidcConfig {
+  /** Issuer URL; its /.well-known/openid-configuration is read on the first sign-in. */
+  readonly issuer: string;
+  readonly clientId: string;
+  /** Undefined: a public client (PKCE only, token endpoint auth "none"). */
+  readonly clientSecret: string | undefined;
+  /** Where the provider sends the browser back: <public URL>/api/v1/auth/oidc/callback. */
+  readonly redirectUrl: string;
+  /** The sign-in button says "Sign in with <label>". */
+  readonly label: string;
+  readonly scopes: string;
+}
+
+export interface AuthConfig {
+  /** ANONYMOUS_CHAT: sessions without an account (POST /token). */
+  readonly anonymous: boolean;
+  readonly signup: 'open' | 'invite' | 'closed';
+  /** LOCAL_ACCOUNTS: username + password sign-in and sign-up. */
+  readonly local: boolean;
+  readonly oidc: OidcConfig | undefined;
+  /** AUTH_COOKIE_SECURE: mark the cookie Secure even on requests that did not come over https. */
+  readonly cookieSecure: boolean;
+  readonly sessionDays: number;
+  readonly inviteDays: number;
 }
 
 export interface ModelConfig {
@@ -188,6 +243,7 @@ export interface Config {
   /** A new message whose estimated wait for a worker is longer is refused with "busy"; 0 = never. */
   readonly maxQueueWaitMs: number;
   readonly rateLimits: RateLimits;
+  readonly auth: AuthConfig;
   readonly webDir: string | undefined;
   readonly trustProxy: boolean;
   /** Gateway metrics listener (/metrics, /readyz) on metricsHost; undefined: none. */
@@ -257,6 +313,33 @@ function modelConfig(env: Env): ModelConfig {
     gpu: env.LLM_GPU,
     hfEndpoint: env.HF_ENDPOINT,
   };
+}
+
+function authConfig(env: Env): AuthConfig {
+  const { OIDC_ISSUER: issuer, OIDC_CLIENT_ID: clientId, OIDC_REDIRECT_URL: redirectUrl } = env;
+  return {
+    anonymous: env.ANONYMOUS_CHAT === 'on',
+    signup: env.SIGNUP,
+    local: env.LOCAL_ACCOUNTS === 'on',
+    oidc:
+      issuer === undefined || clientId === undefined || redirectUrl === undefined
+        ? undefined
+        : { issuer, clientId, clientSecret: env.OIDC_CLIENT_SECRET, redirectUrl, label: env.OIDC_LABEL, scopes: env.OIDC_SCOPES },
+    cookieSecure: env.AUTH_COOKIE_SECURE,
+    sessionDays: env.AUTH_SESSION_DAYS,
+    inviteDays: env.INVITE_DAYS,
+  };
+}
+
+function authProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const oidcSet = [env.OIDC_ISSUER, env.OIDC_CLIENT_ID, env.OIDC_REDIRECT_URL].filter((value) => value !== undefined).length;
+  if (oidcSet > 0 && oidcSet < 3) problems.push('OpenID Connect needs all of OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_REDIRECT_URL');
+  if (!env.OIDC_SCOPES.split(' ').includes('openid')) problems.push(`OIDC_SCOPES must include "openid" (got ${JSON.stringify(env.OIDC_SCOPES)})`);
+  if (env.ANONYMOUS_CHAT === 'off' && env.LOCAL_ACCOUNTS === 'off' && oidcSet === 0) {
+    problems.push('ANONYMOUS_CHAT=off and LOCAL_ACCOUNTS=off leave nobody a way in: configure OpenID Connect (OIDC_ISSUER …) or turn one back on');
+  }
+  return problems;
 }
 
 /**
@@ -340,7 +423,13 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       sessionMessagesPerMinute: env.RATE_SESSION_MESSAGES_PER_MINUTE,
       resumesPerMinute: env.RATE_RESUMES_PER_MINUTE,
       switchesPerMinute: env.RATE_SWITCHES_PER_MINUTE,
+      signinPerMinute: env.RATE_SIGNIN_PER_MINUTE,
+      signinAccountPerMinute: env.RATE_SIGNIN_ACCOUNT_PER_MINUTE,
+      signinAddressPerMinute: env.RATE_SIGNIN_ADDRESS_PER_MINUTE,
+      signupsPerMinute: env.RATE_SIGNUPS_PER_MINUTE,
+      accountMessagesPerMinute: env.RATE_ACCOUNT_MESSAGES_PER_MINUTE,
     },
+    auth: authConfig(env),
     webDir: env.WEB_DIR,
     trustProxy: env.TRUST_PROXY,
     metricsPort: env.METRICS_PORT,
@@ -364,7 +453,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
   };
-  const problems = crossFieldProblems(config);
+  const problems = [...authProblems(env), ...crossFieldProblems(config)];
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

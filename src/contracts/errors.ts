@@ -20,8 +20,6 @@ export const ErrorCodes = {
   unknownTurn: 'unknown_turn',
   /** A conversation that does not exist or is not the caller's (the two look the same). */
   conversationNotFound: 'conversation_not_found',
-  /** An HTTP request whose body or query does not have the documented shape. */
-  invalidRequest: 'invalid_request',
   modelNotConfigured: 'model_not_configured',
   modelUnavailable: 'model_unavailable',
   modelAuth: 'model_auth',
@@ -32,6 +30,22 @@ export const ErrorCodes = {
   shuttingDown: 'shutting_down',
   unavailable: 'unavailable',
   internal: 'internal_error',
+  // Sign-in (HTTP API; see docs/protocol.md "People and sign-in")
+  notSignedIn: 'not_signed_in',
+  csrf: 'csrf',
+  anonymousOff: 'anonymous_off',
+  invalidCredentials: 'invalid_credentials',
+  accountDisabled: 'account_disabled',
+  invalidUsername: 'invalid_username',
+  invalidPassword: 'invalid_password',
+  invalidDisplayName: 'invalid_display_name',
+  usernameTaken: 'username_taken',
+  signupClosed: 'signup_closed',
+  invalidInvite: 'invalid_invite',
+  localAccountsOff: 'local_accounts_off',
+  oidcOff: 'oidc_off',
+  oidcFailed: 'oidc_failed',
+  invalidRequest: 'invalid_request',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -53,7 +67,6 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   invalid_event_id: 'The position to resume from is not valid.',
   unknown_turn: 'That message is not part of this conversation.',
   conversation_not_found: 'That conversation does not exist.',
-  invalid_request: 'The request could not be read.',
   model_not_configured: 'No language model is set up on this server yet. Ask its operator to configure one.',
   model_unavailable: 'The language model is unavailable right now. Try again in a moment.',
   model_auth: 'The server could not sign in to its language model. Ask its operator to check the configuration.',
@@ -66,6 +79,21 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   rate_limited: 'Too many requests: wait a moment before sending more.',
   busy: 'The service is busy right now: try again in a little while.',
   internal_error: 'Something went wrong on the server. Try again in a moment.',
+  not_signed_in: 'Sign in to continue.',
+  csrf: 'The request did not carry this page\'s security token: reload the page and try again.',
+  anonymous_off: 'Chatting without an account is turned off here: sign in to chat.',
+  invalid_credentials: 'The user name or password is wrong.',
+  account_disabled: 'This account is disabled. Ask the operator of this server.',
+  invalid_username: 'Choose a user name of 3 to 64 letters, digits and . _ - @ + (starting with a letter or digit).',
+  invalid_password: 'Choose a password of 8 to 256 characters.',
+  invalid_display_name: 'Choose a display name of at most 100 characters.',
+  username_taken: 'That user name is taken: choose another.',
+  signup_closed: 'New accounts cannot be created here.',
+  invalid_invite: 'The invitation code is not valid (or was used already).',
+  local_accounts_off: 'Sign-in with a password is turned off here.',
+  oidc_off: 'Single sign-on is not set up on this server.',
+  oidc_failed: 'Single sign-on did not complete. Try again.',
+  invalid_request: 'The request could not be read.',
 };
 
 /** The user text of an error code (a stored code from an older version falls back to the generic one). */
@@ -89,6 +117,21 @@ export class ParleyError extends Error {
 export class ConfigError extends ParleyError {
   constructor(readonly problems: readonly string[]) {
     super(ErrorCodes.internal, `Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/**
+ * A request of the people API was refused; `status` is the HTTP status it is answered with (as
+ * `{"detail": message, "code": code}`), `retryAfterMs` goes with 429.
+ */
+export class AuthError extends ParleyError {
+  constructor(
+    code: ErrorCode,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 429,
+    message: string = userErrorText(code),
+    readonly retryAfterMs?: number,
+  ) {
+    super(code, message);
   }
 }
 

@@ -45,16 +45,6 @@ export function sessionKeys(prefix: string, token: string): SessionKeys {
   };
 }
 
-/**
- * An account id (`a_` + 22 url-safe characters, or a UUID): checked before it becomes part of a
- * key, like a token.
- */
-const ACCOUNT_ID_PATTERN = /^(?:a_[\w-]{22}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-
-export function isValidAccountId(id: unknown): id is string {
-  return typeof id === 'string' && ACCOUNT_ID_PATTERN.test(id);
-}
-
 /** One person's list of conversations; like every key of an account, in the hash tag `{a:<id>}`. */
 export interface ConversationIndexKeys {
   /** Sorted set: conversation id (its session token) -> time of its newest message (ms). */
@@ -81,7 +71,7 @@ export interface GlobalKeys {
   readonly group: string;
   /** Pub/sub channel: "<token> <seq>" whenever a user stops an answer. */
   readonly cancelChannel: string;
-  /** Key pattern that matches every key of every session (for operations and tests). */
+  /** Key pattern that matches every key of every session, and no account's (for operations and tests). */
   readonly sessionPattern: string;
   /** Hash: worker consumer name -> its capacity report (JSON, workerCapacitySchema). */
   readonly capacity: string;
@@ -95,7 +85,7 @@ export function globalKeys(prefix: string): GlobalKeys {
     unanswered: `${prefix}unanswered`,
     group: `${prefix}workers`,
     cancelChannel: `${prefix}cancel`,
-    sessionPattern: `${prefix}{*}:*`,
+    sessionPattern: `${prefix}{????????-????-????-????-????????????}:*`,
     capacity: `${prefix}capacity`,
     addressSlots: (address) => `${prefix}addr:${address}`,
   };
@@ -145,4 +135,53 @@ export function sessionPartition(partitions: readonly QueuePartition[], token: s
   const partition = partitions[partitionOf(token, partitions.length)];
   if (partition === undefined) throw new Error('no queue partitions configured');
   return partition;
+}
+
+/**
+ * Accounts. Their ids are `a_` + 22 url-safe characters (128 random bits); only an id that matches
+ * this pattern ever becomes part of a key.
+ */
+const ACCOUNT_ID_PATTERN = /^a_[A-Za-z0-9_-]{22}$/;
+
+export function isValidAccountId(id: unknown): id is string {
+  return typeof id === 'string' && ACCOUNT_ID_PATTERN.test(id);
+}
+
+/** Keys of one account; all carry the hash tag `{a:<accountId>}`, so one account is one slot. */
+export interface AccountKeys {
+  /** Hash: username, displayName, created, disabled ("1"), password (scrypt record), iss, sub. */
+  readonly account: string;
+  /** Sorted set: the account's auth sessions and tokens (member = SHA-256 of the secret, score = expiry ms, +inf for tokens). */
+  readonly auths: string;
+  /** Hash of one auth session or token, under the SHA-256 (hex) of its secret: kind, csrf, created, expires, label. */
+  auth(secretHash: string): string;
+}
+
+export function accountKeys(prefix: string, accountId: string): AccountKeys {
+  const base = `${prefix}{a:${accountId}}:`;
+  return { account: `${base}account`, auths: `${base}auths`, auth: (secretHash) => `${base}auth:${secretHash}` };
+}
+
+/** Keys shared by all accounts (each in its own slot: they are single-key operations). */
+export interface AccountIndexKeys {
+  /** Sorted set: every account id, scored by creation time (ms). */
+  readonly accounts: string;
+  /** String: account id of a (lowercase) username; SET NX makes names unique. */
+  username(lowercaseName: string): string;
+  /** String: account id linked to an OpenID Connect identity, under SHA-256(issuer + "\n" + sub). */
+  oidc(identityHash: string): string;
+  /** String (with TTL): an unused invitation, under the SHA-256 of its code. */
+  invite(codeHash: string): string;
+  /** String (with TTL, used once): an OpenID Connect sign-in in progress, under the SHA-256 of its id. */
+  oidcFlow(flowHash: string): string;
+}
+
+export function accountIndexKeys(prefix: string): AccountIndexKeys {
+  return {
+    accounts: `${prefix}accounts`,
+    username: (name) => `${prefix}user:${name}`,
+    oidc: (hash) => `${prefix}oidc:${hash}`,
+    invite: (hash) => `${prefix}invite:${hash}`,
+    oidcFlow: (hash) => `${prefix}oidc-flow:${hash}`,
+  };
 }

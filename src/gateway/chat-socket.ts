@@ -3,6 +3,7 @@
  * message; one JSON frame per finished answer); streaming mode (subprotocol parley.v1) speaks
  * JSON frames both ways and forwards every answer event with its id. See docs/protocol.md.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
@@ -55,6 +56,8 @@ export interface ChatDependencies {
   readonly queueView: QueueView;
   /** A new message whose estimated wait is longer is refused with "busy"; 0 = never. */
   readonly maxQueueWaitMs: number;
+  /** The signed-in person of an upgrade request (its cookie or account token), by account id, or null. */
+  readonly viewerOf: (headers: IncomingHttpHeaders) => Promise<Viewer>;
 }
 
 /** How often a streaming socket with messages waiting for a worker is told its place in line. */

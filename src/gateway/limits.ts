@@ -33,6 +33,15 @@ export interface GatewayLimits {
   readonly upgrades: Limit;
   readonly messages: Limit;
   readonly sessionMessages: Limit;
+  /** Sign-in attempts per "address|username". */
+  readonly signin: Limit;
+  /** Sign-in attempts per username (all addresses). */
+  readonly signinAccount: Limit;
+  /** Sign-in attempts per address (all usernames). */
+  readonly signinAddress: Limit;
+  readonly signups: Limit;
+  /** Messages per account. */
+  readonly accountMessages: Limit;
   /** A fresh per-socket limit for resume frames. */
   resumes(): Limit;
   /** A fresh per-socket limit for switch frames (each one that moves the head writes an event). */
@@ -56,6 +65,11 @@ export function createLimits(redis: RedisClient, keyPrefix: string, limits: Rate
     upgrades: shared('upgrades', limits.upgradesPerMinute),
     messages: shared('messages', limits.messagesPerMinute),
     sessionMessages: shared('session-messages', limits.sessionMessagesPerMinute),
+    signin: shared('signin', limits.signinPerMinute),
+    signinAccount: shared('signin-account', limits.signinAccountPerMinute),
+    signinAddress: shared('signin-address', limits.signinAddressPerMinute),
+    signups: shared('signups', limits.signupsPerMinute),
+    accountMessages: shared('account-messages', limits.accountMessagesPerMinute),
     resumes: () => perSocket(limits.resumesPerMinute),
     switches: () => perSocket(limits.switchesPerMinute),
   };

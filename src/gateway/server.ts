@@ -3,6 +3,7 @@
  * behind a plain load balancer; everything about a session lives in Redis.
  */
 import { existsSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -10,16 +11,22 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
+import { AuthError, ErrorCodes } from '../contracts/errors.js';
 import { globalKeys, queuePartitions } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
+import { AccountStore } from '../store/account-store.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
+import { ConversationStore } from '../store/conversation-store.js';
 import { SessionStore } from '../store/session-store.js';
 import { SocketRegistry } from '../store/socket-registry.js';
 import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
+import { Identity } from './auth/identity.js';
+import { registerAuthRoutes } from './auth/routes.js';
+import { registerConversationRoutes } from './conversation-routes.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
-import { createLimits } from './limits.js';
+import { createLimits, retryAfterSeconds } from './limits.js';
 import { LiveHub } from './live-hub.js';
 import { QueueView } from './queue-view.js';
 import { GatewayMetrics } from './metrics.js';
@@ -65,11 +72,18 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     if (error instanceof ServiceUnavailableError) {
       return reply.code(503).header('Retry-After', String(error.retryAfterSeconds)).send({ detail: error.message });
     }
+    if (error instanceof AuthError) {
+      if (error.retryAfterMs !== undefined) reply.header('Retry-After', retryAfterSeconds(error.retryAfterMs));
+      return reply.code(error.status).send({ detail: error.message, code: error.code, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) });
+    }
     const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     // Redacted: an error may quote the request URL, token included.
     if (status === 500) request.log.error({ err: safeError(error) }, 'request failed');
     if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
-    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message });
+    // Parley's own API answers with a stable code next to the text (docs/protocol.md).
+    const code = status === 500 ? ErrorCodes.internal : ErrorCodes.invalidRequest;
+    const coded = request.url.startsWith('/api/v1/') ? { code } : {};
+    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message, ...coded });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found' }));
   return app;
@@ -185,6 +199,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const hub = new LiveHub(redis, subscriber, config.keyPrefix, logger, sweepMs, config.redis.cluster);
   const app = buildHttp(config, logger);
   await registerWeb(app, config);
+  const accounts = new AccountStore(redis, { prefix: config.keyPrefix, sessionDays: config.auth.sessionDays });
+  const identity = await Identity.attach(app, accounts, config.requestDeadlineMs);
+  const viewerOf = async (headers: IncomingHttpHeaders) => (await identity.resolvePerson(headers))?.person.id ?? null;
+  const conversations = new ConversationStore(redis, store, config.keyPrefix);
   const health = new RedisHealth(() => redis.ping(), (state) => hub.announce(state), logger);
   health.start();
   const readiness = () => redisProblems(() => redis.ping());
@@ -197,7 +215,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     readiness,
     metricsToken: config.metricsToken,
     limitSessions: limits.sessions,
+    anonymous: config.auth.anonymous,
+    viewerOf,
   });
+  registerAuthRoutes(app, { accounts, identity, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs });
+  registerConversationRoutes(app, { conversations, identity, limitCreate: limits.sessions, deadlineMs: config.requestDeadlineMs });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -207,6 +229,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const heartbeat = keepAlive(wss);
   routeUpgrades(app.server, wss, {
     store,
+    conversations,
+    viewerOf,
     redis,
     hub,
     partitions,

@@ -134,8 +134,11 @@ export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDe
       if (!origins.allows(request)) return refuse(socket, 403, 'Forbidden');
       const token = requestToken(request, query);
       const address = upgradeAddress(request, settings.trustProxy);
-      deps.limits.upgrades.take(address).then(
-        (waitMs) => {
+      // The person (browsers send the auth cookie with a same-origin socket): a conversation is
+      // opened only by its owner.
+      const checking = deps.limits.upgrades.take(address).then(async (waitMs) => ({ waitMs, viewer: waitMs === null ? await deps.viewerOf(request.headers) : null }));
+      checking.then(
+        ({ waitMs, viewer }) => {
           if (waitMs !== null) return refuseTooMany(socket, waitMs);
           wss.handleUpgrade(request, socket, head, (ws) => {
             if (!isValidToken(token)) {
@@ -143,7 +146,7 @@ export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDe
               return;
             }
             wss.emit('connection', ws, request);
-            new ChatConnection(ws, token, address, deps);
+            new ChatConnection(ws, token, address, deps, viewer);
           });
         },
         (error: unknown) => {

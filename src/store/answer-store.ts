@@ -121,15 +121,20 @@ export class AnswerStore {
   }
 
   /**
-   * The newest records hold the whole branch of a turn unless the person went back to an old
-   * branch (a switch, or an edit far up) after many turns elsewhere: then the turn's ancestors are
-   * older than those records, and all stored records are read (at most HISTORY_MAX_RECORDS; records
-   * never change once written, so this read needs no atomicity with startTurn).
+   * The newest records hold enough of a turn's branch (as much as a prompt window takes, as in a
+   * conversation without branches) unless the person went back to an old branch (a switch, or an
+   * edit far up) after many turns elsewhere: then few of the turn's ancestors are among them, and
+   * all stored records are read (at most HISTORY_MAX_RECORDS; records never change once written,
+   * so this read needs no atomicity with startTurn).
    */
   private async wholeBranch(token: string, turn: number, newest: string[]): Promise<string[]> {
     if (newest.length < this.options.historyRecords) return newest;
-    const parsed = newest.flatMap((record) => this.parseRecord(record) ?? []);
-    if (ancestry(parsed, turn).complete) return newest;
+    const branch = ancestry(
+      newest.flatMap((record) => this.parseRecord(record) ?? []),
+      turn,
+    );
+    // Without branches about half the records are ancestors (a question and its answer each).
+    if (branch.complete || branch.turns.length >= this.options.historyRecords / 4) return newest;
     return this.redis.lRange(sessionKeys(this.options.prefix, token).messages, 0, -1);
   }
 

@@ -38,7 +38,7 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-function luaScript(name: string, source: string): LuaScript {
+export function luaScript(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 

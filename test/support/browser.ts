@@ -1,0 +1,77 @@
+/**
+ * A minimal browser for the people API: keeps the cookies a gateway sets (per name, like a
+ * browser's jar for one site), sends them back, and remembers the CSRF token of the last
+ * sign-in so unsafe requests can carry it.
+ */
+export interface Reply {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  readonly body: Record<string, unknown> | undefined;
+}
+
+export interface CallOptions {
+  readonly method?: string;
+  readonly json?: unknown;
+  readonly body?: string | Uint8Array<ArrayBuffer>;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Send X-CSRF-Token: true = the remembered one, a string = that one, false/undefined = none. */
+  readonly csrf?: boolean | string;
+}
+
+export class Browser {
+  readonly cookies = new Map<string, string>();
+  csrf: string | undefined;
+
+  constructor(public baseUrl: string) {}
+
+  async call(path: string, options: CallOptions = {}): Promise<Reply> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (this.cookies.size > 0 && headers.cookie === undefined) headers.cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+    if (options.csrf === true && this.csrf !== undefined) headers['x-csrf-token'] = this.csrf;
+    if (typeof options.csrf === 'string') headers['x-csrf-token'] = options.csrf;
+    let body = options.body;
+    if (options.json !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      body = JSON.stringify(options.json);
+    }
+    const response = await fetch(`${this.baseUrl}${path}`, { method: options.method ?? 'GET', headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+    this.keepCookies(response.headers);
+    const text = await response.text();
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      parsed = undefined;
+    }
+    if (typeof parsed?.csrf === 'string') this.csrf = parsed.csrf;
+    return { status: response.status, headers: response.headers, text, body: parsed };
+  }
+
+  post(path: string, json?: unknown, options: CallOptions = {}): Promise<Reply> {
+    return this.call(path, { method: 'POST', ...(json === undefined ? {} : { json }), ...options });
+  }
+
+  keepCookies(headers: Headers): void {
+    for (const line of headers.getSetCookie()) {
+      const [pair = ''] = line.split(';');
+      const at = pair.indexOf('=');
+      const [name, value] = [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+      const expired = /max-age=0|expires=thu, 01 jan 1970/i.test(line);
+      if (value === '' || expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  async signUp(username: string, password = 'correct horse battery', extra: Record<string, unknown> = {}): Promise<Reply> {
+    const reply = await this.post('/api/v1/auth/signup', { username, password, ...extra });
+    if (reply.status !== 201) throw new Error(`sign-up of ${username} answered ${reply.status}: ${reply.text}`);
+    return reply;
+  }
+}
+
+/** The attributes of the Set-Cookie line that sets `name`, lowercased (e.g. "httponly", "samesite=lax"). */
+export function cookieAttributes(headers: Headers, name: string): string[] | undefined {
+  const line = headers.getSetCookie().find((item) => item.startsWith(`${name}=`));
+  return line?.split(';').slice(1).map((part) => part.trim().toLowerCase());
+}
