@@ -83,9 +83,11 @@ export function autoTitle(text: string): string {
   const folded = text.replace(/\s+/gu, ' ').trim();
   const chars = [...folded];
   if (chars.length <= AUTO_TITLE_CHARS) return folded;
-  const cut = chars.slice(0, AUTO_TITLE_CHARS).join('');
+  // One character more: a word that ends right at the limit is followed by a space, and kept.
+  const cut = chars.slice(0, AUTO_TITLE_CHARS + 1).join('');
   const lastSpace = cut.lastIndexOf(' ');
-  return `${(lastSpace > AUTO_TITLE_CHARS / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
+  const words = lastSpace > AUTO_TITLE_CHARS / 2 ? cut.slice(0, lastSpace) : chars.slice(0, AUTO_TITLE_CHARS).join('');
+  return `${words.trimEnd()}…`;
 }
 
 export class ConversationStore {
@@ -140,6 +142,8 @@ export class ConversationStore {
 
   /** The conversation as GET /api/v1/session shows a session, plus its title; null when not the person's. */
   async get(accountId: string, id: string): Promise<ConversationView | null> {
+    // The index, not only the session's owner: an anonymous session is no one's conversation.
+    if (!(await this.owns(accountId, id))) return null;
     const view = await this.sessions.read(id, accountId);
     if (view === null) return null;
     const title = await this.redis.hGet(conversationIndexKeys(this.prefix, accountId).titles, id);
