@@ -18,6 +18,8 @@ export const ErrorCodes = {
   invalidEventId: 'invalid_event_id',
   /** An edit, regenerate or switch named a turn the session does not have. */
   unknownTurn: 'unknown_turn',
+  /** No such route (Parley's own API under /api/v1/). */
+  notFound: 'not_found',
   /** A conversation that does not exist or is not the caller's (the two look the same). */
   conversationNotFound: 'conversation_not_found',
   modelNotConfigured: 'model_not_configured',
@@ -66,6 +68,7 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   too_many_pending: 'Too many messages are waiting for an answer; wait for one to finish.',
   invalid_event_id: 'The position to resume from is not valid.',
   unknown_turn: 'That message is not part of this conversation.',
+  not_found: 'There is nothing at this address.',
   conversation_not_found: 'That conversation does not exist.',
   model_not_configured: 'No language model is set up on this server yet. Ask its operator to configure one.',
   model_unavailable: 'The language model is unavailable right now. Try again in a moment.',

@@ -8,10 +8,10 @@ import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import fastifyStatic from '@fastify/static';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
-import { AuthError, ErrorCodes } from '../contracts/errors.js';
+import { AuthError, ErrorCodes, type ErrorCode } from '../contracts/errors.js';
 import { globalKeys, queuePartitions } from '../contracts/keys.js';
 import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { AccountStore } from '../store/account-store.js';
@@ -52,6 +52,12 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
+    // A URL the router cannot read (a broken %-escape, an over-long path segment) is answered in
+    // the API's shape, not Fastify's own {"error","code","message"}.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void reply.code(status).send({ detail: 'The request URL could not be read', ...apiCode(request.url, ErrorCodes.invalidRequest) });
+    },
   });
   // JSON is UTF-8 (RFC 8259): invalid bytes are refused rather than turned into U+FFFD, so a
   // name is stored as given or not at all.
@@ -80,13 +86,16 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     // Redacted: an error may quote the request URL, token included.
     if (status === 500) request.log.error({ err: safeError(error) }, 'request failed');
     if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
-    // Parley's own API answers with a stable code next to the text (docs/protocol.md).
     const code = status === 500 ? ErrorCodes.internal : ErrorCodes.invalidRequest;
-    const coded = request.url.startsWith('/api/v1/') ? { code } : {};
-    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message, ...coded });
+    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message, ...apiCode(request.url, code) });
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found' }));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: 'Not Found', ...apiCode(request.url, ErrorCodes.notFound) }));
   return app;
+}
+
+/** Parley's own API answers with a stable code next to the text (docs/protocol.md); the original's API never did. */
+function apiCode(url: string, code: ErrorCode): { code?: ErrorCode } {
+  return url.startsWith('/api/v1/') ? { code } : {};
 }
 
 /** One year, as browsers' preload lists expect; sent only where the browser reached us over TLS. */

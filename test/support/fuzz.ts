@@ -129,7 +129,7 @@ function randomFrame(pick: Picker, streaming: boolean, maxFrameBytes: number): F
     case 5:
       return { data: pick.one(['{"__proto__":{"type":"message"},"type":"ping"}', '{"type":"message","text":"hi","__proto__":{"x":1}}', '{"constructor":{"prototype":{"type":"ping"}}}', '{"type":"constructor"}', '{"type":"__proto__"}', '{"type":"toString"}']), binary: false };
     case 6:
-      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
+      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'edit', 'regenerate', 'switch', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
     case 7:
       return { data: pick.text(pick.int(100)), binary: false };
     case 8:
