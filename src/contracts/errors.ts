@@ -89,7 +89,7 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   account_disabled: 'This account is disabled. Ask the operator of this server.',
   invalid_username: 'Choose a user name of 3 to 64 letters, digits and . _ - @ + (starting with a letter or digit).',
   invalid_password: 'Choose a password of 8 to 256 characters.',
-  invalid_display_name: 'Choose a display name of at most 100 characters.',
+  invalid_display_name: 'Choose a display name of 1 to 100 characters, without control characters.',
   username_taken: 'That user name is taken: choose another.',
   signup_closed: 'New accounts cannot be created here.',
   invalid_invite: 'The invitation code is not valid (or was used already).',

@@ -3,7 +3,6 @@
  * message; one JSON frame per finished answer); streaming mode (subprotocol parley.v1) speaks
  * JSON frames both ways and forwards every answer event with its id. See docs/protocol.md.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
@@ -31,6 +30,8 @@ import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry
 import { safeError, tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
 import { LONE_SURROGATE } from './http-routes.js';
+import type { AccountStore } from '../store/account-store.js';
+import type { Identity, Person, ResolvedPerson } from './auth/identity.js';
 import type { GatewayLimits, Limit } from './limits.js';
 import type { LiveHub, LiveListener } from './live-hub.js';
 import type { QueueView } from './queue-view.js';
@@ -56,8 +57,12 @@ export interface ChatDependencies {
   readonly queueView: QueueView;
   /** A new message whose estimated wait is longer is refused with "busy"; 0 = never. */
   readonly maxQueueWaitMs: number;
-  /** The signed-in person of an upgrade request (its cookie or account token), by account id, or null. */
-  readonly viewerOf: (headers: IncomingHttpHeaders) => Promise<Viewer>;
+  /** Recognises the person of an upgrade request (cookie or account token). */
+  readonly identity: Identity;
+  /** Re-checks a signed-in socket's auth session before each message (sign-out, disabled account). */
+  readonly accounts: AccountStore;
+  /** ANONYMOUS_CHAT: false closes sockets without a person (1008). */
+  readonly anonymous: boolean;
 }
 
 /** How often a streaming socket with messages waiting for a worker is told its place in line. */
@@ -116,6 +121,10 @@ export class ChatConnection implements LiveListener {
   private readonly waiting = new Set<number>();
   private queueTimer: NodeJS.Timeout | undefined;
   private reportedPosition: number | undefined;
+  /** The signed-in person of the upgrade request (cookie or token), null for an anonymous socket. */
+  readonly person: Person | null;
+  /** Who asks, for the owner check of a person's conversation. */
+  private readonly viewer: Viewer;
 
   constructor(
     private readonly ws: WebSocket,
@@ -124,8 +133,10 @@ export class ChatConnection implements LiveListener {
     private readonly address: string,
     private readonly deps: ChatDependencies,
     /** The signed-in person on the upgrade request, if any: only the owner may open a conversation. */
-    private readonly viewer: Viewer = null,
+    private readonly auth: ResolvedPerson | null = null,
   ) {
+    this.person = auth?.person ?? null;
+    this.viewer = this.person?.id ?? null;
     this.resumes = deps.limits.resumes();
     this.switches = deps.limits.switches();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
@@ -289,6 +300,11 @@ export class ChatConnection implements LiveListener {
   private async sendMessage(text: string, clientId?: string, target?: BranchTarget): Promise<void> {
     if (target?.kind !== 'regenerate') this.checkText(text, clientId);
     const { store, pipelineWakeUp, limits } = this.deps;
+    if (this.auth !== null) {
+      // Signed out (here or everywhere) or disabled since the socket opened: it ends with its session.
+      if ((await this.deps.accounts.lookup(this.auth.person.id, this.auth.authSessionId)) === null) return this.onExpired();
+      await this.limited(limits.accountMessages, this.auth.person.id, 'Too many messages from your account', clientId);
+    }
     await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
     await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
     await this.admit(clientId);

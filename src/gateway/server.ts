@@ -23,6 +23,7 @@ import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer, type MetricsServer } from '../shared/metrics-server.js';
 import { Identity } from './auth/identity.js';
+import { registerOidcRoutes } from './auth/oidc.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { registerConversationRoutes } from './conversation-routes.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
@@ -228,6 +229,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     viewerOf,
   });
   registerAuthRoutes(app, { accounts, identity, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs });
+  registerOidcRoutes(app, { accounts, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs, logger });
   registerConversationRoutes(app, { conversations, identity, limitCreate: limits.sessions, deadlineMs: config.requestDeadlineMs });
 
   const wss = new WebSocketServer({
@@ -239,7 +241,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   routeUpgrades(app.server, wss, {
     store,
     conversations,
-    viewerOf,
     redis,
     hub,
     partitions,
@@ -252,6 +253,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     queueView: new QueueView(redis, { queues: partitions.map((partition) => partition.queue), group: keys.group, capacity: keys.capacity }),
     maxQueueWaitMs: config.maxQueueWaitMs,
     sockets: new SocketRegistry(redis, { prefix: config.keyPrefix, maxPerSession: config.maxSocketsPerSession, sessionTtlSeconds: config.sessionTtlSeconds }),
+    identity,
+    accounts,
+    anonymous: config.auth.anonymous,
   }, { allowedOrigins: config.corsOrigins, trustProxy: config.trustProxy });
 
   await app.listen({ port: config.port, host: config.host });

@@ -134,23 +134,20 @@ export function routeUpgrades(server: Server, wss: WebSocketServer, deps: ChatDe
       if (!origins.allows(request)) return refuse(socket, 403, 'Forbidden');
       const token = requestToken(request, query);
       const address = upgradeAddress(request, settings.trustProxy);
-      // The person (browsers send the auth cookie with a same-origin socket): a conversation is
-      // opened only by its owner.
-      const checking = deps.limits.upgrades.take(address).then(async (waitMs) => ({ waitMs, viewer: waitMs === null ? await deps.viewerOf(request.headers) : null }));
-      checking.then(
-        ({ waitMs, viewer }) => {
+      Promise.all([deps.limits.upgrades.take(address), deps.identity.resolvePerson(request.headers)]).then(
+        ([waitMs, auth]) => {
           if (waitMs !== null) return refuseTooMany(socket, waitMs);
           wss.handleUpgrade(request, socket, head, (ws) => {
-            if (!isValidToken(token)) {
+            if (!isValidToken(token) || (auth === null && !deps.anonymous)) {
               ws.close(CLOSE_UNAUTHENTICATED.code, CLOSE_UNAUTHENTICATED.reason);
               return;
             }
             wss.emit('connection', ws, request);
-            new ChatConnection(ws, token, address, deps, viewer);
+            new ChatConnection(ws, token, address, deps, auth);
           });
         },
         (error: unknown) => {
-          deps.logger.warn({ err: safeError(error) }, 'upgrade limit check failed');
+          deps.logger.warn({ err: safeError(error) }, 'upgrade limit or sign-in check failed');
           if (socket.writable) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
           socket.destroy();
         },

@@ -66,6 +66,7 @@ export interface AccountStoreOptions {
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{2,63}$/;
 const DISPLAY_NAME_MAX_CHARS = 100;
 const SECRET = /^(a_[A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
+const AUTH_SESSION_ID = /^[0-9a-f]{64}$/;
 const INVITE = /^[A-Za-z0-9_-]{22}$/;
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -311,7 +312,12 @@ export class AccountStore {
   async resolve(secret: string): Promise<ResolvedAuth | null> {
     const accountId = SECRET.exec(secret)?.[1];
     if (accountId === undefined) return null;
-    const authSessionId = sha256(secret);
+    return this.lookup(accountId, sha256(secret));
+  }
+
+  /** The session or token stored under `authSessionId`, if it is still valid (for a socket that outlives its check). */
+  async lookup(accountId: string, authSessionId: string): Promise<ResolvedAuth | null> {
+    if (!isValidAccountId(accountId) || !AUTH_SESSION_ID.test(authSessionId)) return null;
     const keys = accountKeys(this.options.prefix, accountId);
     const { reply } = await runScript(this.redis, resolveAuth, [keys.account, keys.auth(authSessionId)], [String(Date.now())]);
     if (!Array.isArray(reply)) return null;
@@ -322,7 +328,7 @@ export class AccountStore {
 
   /** Ends one auth session or token. */
   async endAuth(accountId: string, authSessionId: string): Promise<void> {
-    if (!isValidAccountId(accountId) || !/^[0-9a-f]{64}$/.test(authSessionId)) return;
+    if (!isValidAccountId(accountId) || !AUTH_SESSION_ID.test(authSessionId)) return;
     const keys = accountKeys(this.options.prefix, accountId);
     await this.redis.multi().unlink(keys.auth(authSessionId)).zRem(keys.auths, authSessionId).exec();
   }
@@ -335,6 +341,17 @@ export class AccountStore {
     if (ids.length === 0) return;
     // Only these members: a session started meanwhile stays listed (and can be ended in turn).
     await this.redis.multi().unlink(ids.map((id) => keys.auth(id))).zRem(keys.auths, ids).exec();
+  }
+
+  /** Keeps the state of an OpenID sign-in in progress under (the hash of) its id, for `seconds`, to be taken once. */
+  async saveFlow(flowId: string, state: string, seconds: number): Promise<void> {
+    await this.redis.set(this.index.oidcFlow(sha256(flowId)), state, { expiration: { type: 'EX', value: seconds } });
+  }
+
+  /** Takes (and removes) the state of a sign-in in progress; null when unknown, expired or taken. */
+  async takeFlow(flowId: string): Promise<string | null> {
+    if (flowId.length > 100) return null;
+    return this.redis.getDel(this.index.oidcFlow(sha256(flowId)));
   }
 
   /** A new single-use invitation code, valid for `days`. */
@@ -369,6 +386,7 @@ function usernameCandidates(names: readonly string[]): string[] {
   const bases = names
     .map((name) => name.normalize('NFKD').replace(/[^A-Za-z0-9._@+-]/g, '').replace(/^[^A-Za-z0-9]+/, '').slice(0, 56))
     .filter((name) => isValidUsername(name));
-  const base = bases[0] ?? 'user';
-  return [...new Set([...bases, ...[2, 3, 4, 5].map((n) => `${base}-${n}`), `${base}-${randomBytes(4).toString('hex')}`])];
+  const named = bases.length > 0 ? bases : ['user'];
+  const base = named[0] ?? 'user';
+  return [...new Set([...named, ...[2, 3, 4, 5].map((n) => `${base}-${n}`), `${base}-${randomBytes(4).toString('hex')}`])];
 }
