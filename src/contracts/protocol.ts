@@ -37,12 +37,21 @@ export const eventIdSchema = z.string().refine(isReadableStreamId, 'an event id 
 
 const clientIdSchema = z.string().min(1).max(64).regex(/^[\w.:-]+$/, 'letters, digits and . _ : -');
 
+/** A turn number a client names (JSON numbers beyond 2^53 lose precision; turns never get there). */
+const turnSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
 /** Frames a streaming-mode client may send. */
 export const clientFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('message'), text: z.string(), clientId: clientIdSchema.optional() }).strict(),
-  z.object({ type: z.literal('stop'), seq: z.number().int().positive().optional() }).strict(),
+  z.object({ type: z.literal('stop'), seq: turnSchema.optional() }).strict(),
   z.object({ type: z.literal('resume'), after: eventIdSchema }).strict(),
   z.object({ type: z.literal('ping') }).strict(),
+  /** A new turn beside `seq` (same parent) with new text; stops the answer in progress first. */
+  z.object({ type: z.literal('edit'), seq: turnSchema, text: z.string(), clientId: clientIdSchema.optional() }).strict(),
+  /** A new turn beside `seq` with the same text: another answer to the same question. */
+  z.object({ type: z.literal('regenerate'), seq: turnSchema, clientId: clientIdSchema.optional() }).strict(),
+  /** Show the branch through `seq`: the head moves to the newest turn under it. */
+  z.object({ type: z.literal('switch'), seq: turnSchema }).strict(),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 
@@ -54,10 +63,20 @@ export const messageRecordSchema = z.object({
   source: z.enum(['human', 'bot']),
   /** Position of the turn this message belongs to (1, 2, ...). */
   seq: z.number().int().positive(),
+  /**
+   * Human messages: the turn this one follows in its branch (0 = the first of the conversation).
+   * Records stored before branches existed have none and follow turn seq - 1 (see parentOf).
+   */
+  parent: z.number().int().nonnegative().optional(),
   /** For bot messages: "done", or "stopped" when the user stopped the answer. */
   status: z.enum(['done', 'stopped']).optional(),
 });
 export type MessageRecord = z.infer<typeof messageRecordSchema>;
+
+/** The turn a human record follows: its `parent`, or for records from before branches the previous turn. */
+export function parentOf(record: Pick<MessageRecord, 'seq' | 'parent'>): number {
+  return record.parent ?? record.seq - 1;
+}
 
 /** Reference id of a failure: short, quotable, and the key to its log line (never the detail itself). */
 export const errorRefSchema = z.string().regex(/^[A-Za-z0-9]{6,16}$/);
@@ -80,8 +99,21 @@ export const answerEventSchema = z.discriminatedUnion('type', [
 export type AnswerEvent = z.infer<typeof answerEventSchema>;
 export type StoredEvent = AnswerEvent & { eventId: string };
 
+/**
+ * The branch shown changed (an edit, a regenerate or a switch): `head` is the newest turn of the
+ * branch now shown. It travels in the session's event stream, so every socket of the session, on
+ * any gateway, gets it in order with the answer events, and a resume replays it.
+ */
+export const branchEventSchema = z.object({ type: z.literal('branch'), head: z.number().int().nonnegative() });
+export type BranchEvent = z.infer<typeof branchEventSchema>;
+
+/** Everything a session's event stream holds: answer events and branch changes. */
+export const sessionEventSchema = z.union([answerEventSchema, branchEventSchema]);
+export type SessionEvent = z.infer<typeof sessionEventSchema>;
+export type StoredSessionEvent = SessionEvent & { eventId: string };
+
 /** What the event scripts publish on a session's live channel. */
-export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: answerEventSchema });
+export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: sessionEventSchema });
 export type LiveEvent = z.infer<typeof liveEventSchema>;
 
 /**
@@ -114,8 +146,9 @@ export type WorkerCapacity = z.infer<typeof workerCapacitySchema>;
 /** Frames the gateway sends in streaming mode. */
 export type ServerFrame =
   | { type: 'ready'; token: string; lastEventId: string; protocol: typeof STREAMING_SUBPROTOCOL }
-  | { type: 'accepted'; id: string; seq: number; timestamp: string; clientId?: string }
-  | (AnswerEvent & { eventId: string })
+  /** `parent`: the turn the new one follows (its branch); see messageRecordSchema. */
+  | { type: 'accepted'; id: string; seq: number; parent: number; timestamp: string; clientId?: string }
+  | StoredSessionEvent
   | { type: 'error'; code: ErrorCode; message: string; ref?: string; seq?: number; eventId?: string; clientId?: string; retryAfterMs?: number }
   | { type: 'resumed'; after: string }
   | { type: 'reset'; reason: string }
@@ -134,4 +167,6 @@ export interface SessionView {
   messages: Array<MessageRecord & { error?: { code: ErrorCode; message: string; ref?: string } }>;
   /** Event id matching this snapshot: resume after it to get everything that follows. */
   last_event_id: string;
+  /** The newest turn of the branch shown (0 before the first message); walk up `parent` from it. */
+  head: number;
 }

@@ -343,6 +343,17 @@ export class AccountStore {
     await this.redis.multi().unlink(ids.map((id) => keys.auth(id))).zRem(keys.auths, ids).exec();
   }
 
+  /** Keeps the state of an OpenID sign-in in progress under (the hash of) its id, for `seconds`, to be taken once. */
+  async saveFlow(flowId: string, state: string, seconds: number): Promise<void> {
+    await this.redis.set(this.index.oidcFlow(sha256(flowId)), state, { expiration: { type: 'EX', value: seconds } });
+  }
+
+  /** Takes (and removes) the state of a sign-in in progress; null when unknown, expired or taken. */
+  async takeFlow(flowId: string): Promise<string | null> {
+    if (flowId.length > 100) return null;
+    return this.redis.getDel(this.index.oidcFlow(sha256(flowId)));
+  }
+
   /** A new single-use invitation code, valid for `days`. */
   async createInvite(days: number): Promise<string> {
     const code = randomBytes(16).toString('base64url');
@@ -375,6 +386,7 @@ function usernameCandidates(names: readonly string[]): string[] {
   const bases = names
     .map((name) => name.normalize('NFKD').replace(/[^A-Za-z0-9._@+-]/g, '').replace(/^[^A-Za-z0-9]+/, '').slice(0, 56))
     .filter((name) => isValidUsername(name));
-  const base = bases[0] ?? 'user';
-  return [...new Set([...bases, ...[2, 3, 4, 5].map((n) => `${base}-${n}`), `${base}-${randomBytes(4).toString('hex')}`])];
+  const named = bases.length > 0 ? bases : ['user'];
+  const base = named[0] ?? 'user';
+  return [...new Set([...named, ...[2, 3, 4, 5].map((n) => `${base}-${n}`), `${base}-${randomBytes(4).toString('hex')}`])];
 }

@@ -6,20 +6,9 @@
  */
 import { globalKeys } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
-import { luaScript, runScript } from './scripts.js';
+import { loadScript, runScript } from './scripts.js';
 
-/**
- * KEYS[1] the address's set  ARGV[1] drain  ARGV[2] now (ms)  ARGV[3] expires at (ms)  ARGV[4] cap
- * Returns 1 (taken) or 0 (the address has `cap` answers in progress).
- */
-const TAKE_SOURCE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-return 1
-`;
-const takeSlot = luaScript('takeAddressSlot', TAKE_SOURCE);
+const takeSlot = loadScript('take-address-slot');
 
 export class AddressSlots {
   constructor(

@@ -5,26 +5,13 @@
  */
 import { sessionKeys } from '../contracts/keys.js';
 import type { RedisClient } from './redis.js';
-import { luaScript, runScript } from './scripts.js';
+import { loadScript, runScript } from './scripts.js';
 
 /** How often a gateway renews its sockets, and after how long an unrenewed one no longer counts. */
 export const SOCKET_REFRESH_MS = 30_000;
 const STALE_AFTER_MS = 3 * SOCKET_REFRESH_MS;
 
-/**
- * KEYS[1] the session's socket set  ARGV[1] socket id  ARGV[2] now (ms)  ARGV[3] max sockets
- * (0 = renew only, never refuse)  ARGV[4] set TTL (ms, the session's).  Returns 1 (joined or
- * renewed) or 0 (full).
- */
-const JOIN_SOURCE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - ${STALE_AFTER_MS})
-local max = tonumber(ARGV[3])
-if max > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= max then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-`;
-const joinSocket = luaScript('joinSocket', JOIN_SOURCE);
+const joinSocket = loadScript('join-socket');
 
 export class SocketRegistry {
   constructor(
@@ -48,7 +35,7 @@ export class SocketRegistry {
 
   private async run(token: string, socketId: string, max: number): Promise<unknown> {
     const key = sessionKeys(this.options.prefix, token).sockets;
-    const args = [socketId, String(Date.now()), String(max), String(this.options.sessionTtlSeconds * 1000)];
+    const args = [socketId, String(Date.now()), String(max), String(this.options.sessionTtlSeconds * 1000), String(STALE_AFTER_MS)];
     return (await runScript(this.redis, joinSocket, [key], args)).reply;
   }
 }

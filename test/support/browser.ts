@@ -25,6 +25,7 @@ export class Browser {
 
   constructor(public baseUrl: string) {}
 
+  /** A path on baseUrl, or a whole URL (the jar is one for all, like a browser's for one host name). */
   async call(path: string, options: CallOptions = {}): Promise<Reply> {
     const headers: Record<string, string> = { ...options.headers };
     if (this.cookies.size > 0 && headers.cookie === undefined) headers.cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
@@ -35,7 +36,8 @@ export class Browser {
       headers['content-type'] ??= 'application/json';
       body = JSON.stringify(options.json);
     }
-    const response = await fetch(`${this.baseUrl}${path}`, { method: options.method ?? 'GET', headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
+    const url = /^https?:/.test(path) ? path : `${this.baseUrl}${path}`;
+    const response = await fetch(url, { method: options.method ?? 'GET', headers, redirect: 'manual', ...(body === undefined ? {} : { body }) });
     this.keepCookies(response.headers);
     const text = await response.text();
     let parsed: Record<string, unknown> | undefined;

@@ -32,7 +32,7 @@ export class Picker {
   chance(p: number): boolean {
     return this.random() < p;
   }
-  bytes(length: number): Buffer {
+  bytes(length: number): Buffer<ArrayBuffer> {
     return Buffer.from(Array.from({ length }, () => this.int(256)));
   }
   /** Text with a bias towards characters that break parsers. */
@@ -64,10 +64,12 @@ const PATHS = [
   '/', '/token', '/token?name=', '/token?name=%', '/token?name=%E0%A4%A', '/refresh_token?token=', '/refresh_token?token=%00', '/refresh_token?token[]=1',
   '/refresh_token?token=__proto__', '/healthz', '/readyz', '/metrics', '/chat', '/chat?token=%', '//x:abc/', '//[', '//:99999', '//%00', '*', '/..%2f..%2fetc/passwd',
   `/${'a'.repeat(10_000)}`, '/assets/../../package.json', '/index.html', 'http://evil.example/', '/?constructor=1&__proto__[x]=1', '/%', '/\u00ff',
+  '/api/v1/auth/config', '/api/v1/auth/signup', '/api/v1/auth/signin', '/api/v1/auth/me', '/api/v1/auth/tokens', '/api/v1/auth/signout', '/api/v1/auth/signout-all',
+  '/api/v1/auth/oidc/start?invite=%', '/api/v1/auth/oidc/callback?code=%&state=',
 ];
-const HEADER_NAMES = ['Content-Type', 'Content-Length', 'Transfer-Encoding', 'Authorization', 'Origin', 'Host', 'X-Forwarded-Proto', 'X-Forwarded-For', 'Cookie', 'Accept-Encoding', 'Range', 'Expect', 'Sec-WebSocket-Protocol', 'Bad Header', 'X\u0000'];
-const HEADER_VALUES = ['application/json', 'text/plain', '-1', '99999999999', 'chunked', 'chunked, gzip', 'Bearer ', 'Bearer x y', 'null', 'http://evil.example', '', 'bytes=0-0,1-1', '100-continue', 'gzip, br', 'parley.token.', 'parley.v1, parley.token.x'];
-const BODIES = ['', '{', '{"name":"Ada"}', '{"name":{"__proto__":{"x":1}}}', '{"constructor":{"prototype":{"x":1}}}', `${'['.repeat(5000)}${']'.repeat(5000)}`, '\u0000\u0001', 'name=Ada', '"\\ud800"', JSON.stringify({ name: 'x'.repeat(70_000) })];
+const HEADER_NAMES = ['X-CSRF-Token', 'Content-Type', 'Content-Length', 'Transfer-Encoding', 'Authorization', 'Origin', 'Host', 'X-Forwarded-Proto', 'X-Forwarded-For', 'Cookie', 'Accept-Encoding', 'Range', 'Expect', 'Sec-WebSocket-Protocol', 'Bad Header', 'X\u0000'];
+const HEADER_VALUES = ['parley_auth=a_AAAAAAAAAAAAAAAAAAAAAA.x', 'parley_auth=%zz; parley_auth=', 'Bearer parley_a_AAAAAAAAAAAAAAAAAAAAAA.' + 'A'.repeat(43), 'application/json', 'text/plain', '-1', '99999999999', 'chunked', 'chunked, gzip', 'Bearer ', 'Bearer x y', 'null', 'http://evil.example', '', 'bytes=0-0,1-1', '100-continue', 'gzip, br', 'parley.token.', 'parley.v1, parley.token.x'];
+const BODIES = ['', '{', '{"name":"Ada"}', '{"username":"ada","password":"correct horse"}', '{"username":["x"],"password":{"a":1}}', '{"username":"ada","password":"\\ud800\\ud800\\ud800\\ud800"}', '{"name":{"__proto__":{"x":1}}}', '{"constructor":{"prototype":{"x":1}}}', `${'['.repeat(5000)}${']'.repeat(5000)}`, '\u0000\u0001', 'name=Ada', '"\\ud800"', JSON.stringify({ name: 'x'.repeat(70_000) })];
 
 function classifyHttp(reply: RawReply, counts: FuzzCounts, label: string): void {
   const key = reply.status === undefined ? `http:no-reply:${reply.end}` : reply.status === 101 ? 'http:101' : `http:${Math.floor(reply.status / 100)}xx`;
@@ -129,7 +131,7 @@ function randomFrame(pick: Picker, streaming: boolean, maxFrameBytes: number): F
     case 5:
       return { data: pick.one(['{"__proto__":{"type":"message"},"type":"ping"}', '{"type":"message","text":"hi","__proto__":{"x":1}}', '{"constructor":{"prototype":{"type":"ping"}}}', '{"type":"constructor"}', '{"type":"__proto__"}', '{"type":"toString"}']), binary: false };
     case 6:
-      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
+      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'edit', 'regenerate', 'switch', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
     case 7:
       return { data: pick.text(pick.int(100)), binary: false };
     case 8:

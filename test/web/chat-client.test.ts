@@ -579,6 +579,19 @@ describe('ChatClient: branches', () => {
     assert.deepEqual(env.sockets.last().framesOf('edit'), [{ type: 'edit', seq: 2, text: 'offline edit', clientId: 'c-1' }]);
   });
 
+  it('an edit of a turn the server does not have is refused by clientId; a refused switch touches no message', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.client.send('waiting');
+    env.client.edit(2, 'edited');
+    socket.receive({ type: 'error', code: 'unknown_turn', message: 'This conversation has no message 9 to switch to.' });
+    assert.deepEqual(env.turns().filter((turn) => turn.seq === undefined).map((turn) => turn.status), ['sending', 'sending']);
+    socket.receive({ type: 'error', code: 'unknown_turn', message: 'No message 2 to edit.', clientId: 'c-2' });
+    const edit = env.turns().find((turn) => turn.clientId === 'c-2');
+    assert.deepEqual([edit?.status, edit?.rejected], ['error', true]);
+    assert.equal(env.turns().find((turn) => turn.clientId === 'c-1')?.status, 'sending');
+  });
+
   it('a rejected edit is retried as an edit', async () => {
     const env = setup({ initialSession: history() });
     const socket = await online(env);

@@ -127,7 +127,7 @@ export class FakeApi implements Pick<SessionApi, 'refresh'> {
 }
 
 export function session(overrides: Partial<SessionView> = {}): SessionView {
-  return { token: 'tok-1', name: 'Ada', session_start: '2026-01-01T09:00:00.000Z', messages: [], last_event_id: '0', ...overrides };
+  return { token: 'tok-1', name: 'Ada', session_start: '2026-01-01T09:00:00.000Z', messages: [], last_event_id: '0', head: 0, ...overrides };
 }
 
 /** Lets pending promise callbacks (the client's async refresh) run. */

@@ -355,7 +355,9 @@ export class ChatClient {
       void this.reload();
       return;
     }
-    if (!MESSAGE_REJECTIONS.has(code)) return;
+    // An edit or regenerate of a turn the server does not have names its clientId; a refused switch names none.
+    const refusedVersion = code === ErrorCodes.unknownTurn && namedClientId !== undefined;
+    if (!MESSAGE_REJECTIONS.has(code) && !refusedVersion) return;
     const clientId = namedClientId ?? this.inFlight[0];
     if (clientId === undefined) return;
     this.inFlight = this.inFlight.filter((candidate) => candidate !== clientId);

@@ -7,18 +7,16 @@ import type { ClientFrame, SessionView as ServerSessionView } from '../../../src
 export type { ClientFrame, ServerFrame, StoredEvent } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
 
-/** The frames that make and show branches (docs/protocol.md, "Branches"). */
-export type BranchFrame =
-  | { type: 'edit'; seq: number; text: string; clientId?: string }
-  | { type: 'regenerate'; seq: number; clientId?: string }
-  | { type: 'switch'; seq: number };
+/** Every frame a client sends, the branch frames (edit, regenerate, switch) included. */
+export type OutgoingFrame = ClientFrame;
 
-export type OutgoingFrame = ClientFrame | BranchFrame;
+/** A message of the history; `parent` is the turn it follows (absent in records from before branches). */
+export type HistoryMessage = ServerSessionView['messages'][number];
 
-/** A message of the history; `parent` is the turn it follows (absent from servers without branches). */
-export type HistoryMessage = ServerSessionView['messages'][number] & { parent?: number };
-
-/** A session (or a person's conversation) with its history and the branch shown (`head`). */
+/**
+ * A session (or a person's conversation) with its history and the branch shown (`head`; absent
+ * from a server without branches, which shows the one linear branch).
+ */
 export interface SessionView extends Omit<ServerSessionView, 'messages' | 'head'> {
   messages: HistoryMessage[];
   head?: number;
