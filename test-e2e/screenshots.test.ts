@@ -72,7 +72,7 @@ before(async () => {
   await preparePerson();
 });
 
-/** A person with a few conversations, one of them with an edited question and a regenerated answer. */
+/** A person with a few conversations, one of them with an edited question whose answer was regenerated. */
 async function preparePerson(): Promise<void> {
   let regenerations = 0;
   system.model.setRespond(({ messages }) => {
@@ -154,9 +154,10 @@ describe('screenshots', () => {
         await context.close();
       });
 
-      it(`a turn with versions (‹ 2/2 ›), ${device}, ${colorScheme}`, async () => {
+      it(`a turn with versions (‹ 3/3 ›), ${device}, ${colorScheme}`, async () => {
         const { page, context } = await personPage(viewport, colorScheme, branchConversation);
-        await page.locator('.versions-count', { hasText: '2/2' }).waitFor();
+        // The ginger cat, the grey cat (an edit), and the grey cat answered again (a regenerate).
+        await page.locator('.versions-count', { hasText: '3/3' }).waitFor();
         await page.getByRole('button', { name: 'Regenerate answer' }).waitFor();
         await page.getByRole('button', { name: 'Edit message' }).focus();
         await shoot(page, `branches-${device}-${colorScheme}`);
