@@ -1,13 +1,15 @@
 /**
  * Signing in and out in real Chromium against a real gateway, worker and Redis: sign-up with the
  * server's refusals shown inline, sign-in, sign-out here and everywhere, invitation codes, the
- * anonymous chat beside accounts (or turned off), deleting the account.
+ * anonymous chat beside accounts (or turned off), single sign-on through a real OpenID provider,
+ * deleting the account.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { runAdminCli } from '../test/support/admin-cli.js';
+import { OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, startFrontDoor, startOidcProvider, type FrontDoor, type TestOidcProvider } from '../test/support/oidc-provider.js';
 import { startSystem, type TestSystem } from '../test/support/system.js';
 import { accountAction, ensureWebBuild, launchChromium, openPage, PASSWORD, send, signIn, signUp, startChat, uniqueName, waitOnline, waitStatus } from './browser.js';
 
@@ -201,6 +203,59 @@ describe('accounts in the browser: operator settings', () => {
     assert.equal(await page.locator('.notice').innerText(), 'Your account and all its conversations were deleted.');
     await signIn(page, username);
     assert.equal(await page.getByRole('alert').innerText(), 'The user name or password is wrong.');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});
+
+describe('single sign-on in the browser', () => {
+  let provider: TestOidcProvider;
+  let door: FrontDoor;
+  let closedDoor: FrontDoor;
+  let oidcSystem: TestSystem;
+
+  before(async () => {
+    provider = await startOidcProvider();
+    [door, closedDoor] = [await startFrontDoor(), await startFrontDoor()];
+    const callback = (front: FrontDoor) => `${front.url}/api/v1/auth/oidc/callback`;
+    oidcSystem = await startSystem({
+      env: { OIDC_ISSUER: provider.issuer, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URL: callback(door), OIDC_LABEL: 'Test IdP' },
+    });
+    door.target = oidcSystem.baseUrl;
+    closedDoor.target = await oidcSystem.addGateway({ SIGNUP: 'closed', OIDC_REDIRECT_URL: callback(closedDoor) });
+    provider.configure([callback(door), callback(closedDoor)]);
+  });
+
+  after(async () => {
+    await oidcSystem?.stop();
+    await Promise.all([provider?.close(), door?.close(), closedDoor?.close()]);
+  });
+
+  /** Clicks "Sign in with Test IdP" and fills the provider's login and consent pages. */
+  async function viaProvider(page: Page, login: string): Promise<void> {
+    await page.getByRole('link', { name: 'Sign in with Test IdP' }).click();
+    await page.locator('input[name="login"]').fill(login);
+    await page.locator('input[name="password"]').fill('any password');
+    await page.locator('button[type="submit"]').click();
+    await page.locator('button[type="submit"]').click();
+  }
+
+  it('"Sign in with <OIDC_LABEL>" goes through the provider and back, signed in', async () => {
+    const login = uniqueName('sso');
+    const { page, context, errors } = await openPage(browser, door.url);
+    await viaProvider(page, login);
+    await page.getByRole('button', { name: `Account: ${login} Example` }).waitFor();
+    assert.equal(new URL(page.url()).pathname, '/');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  it('a refused single sign-on comes back with its reason on the sign-in screen', async () => {
+    const { page, context, errors } = await openPage(browser, closedDoor.url);
+    await viaProvider(page, uniqueName('late'));
+    await page.getByRole('heading', { name: 'Sign in to Parley' }).waitFor();
+    assert.equal(await page.locator('.notice').innerText(), 'New accounts cannot be created here.');
+    assert.equal(new URL(page.url()).search, '', 'the code leaves the address bar');
     assert.deepEqual(errors, []);
     await context.close();
   });

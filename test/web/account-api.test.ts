@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ANONYMOUS_ONLY, createAccountApi, toAuthConfig, toConversationPage } from '../../web/src/protocol/account-api.js';
+import { ANONYMOUS_ONLY, authErrorNotice, createAccountApi, toAuthConfig, toConversationPage } from '../../web/src/protocol/account-api.js';
 import type { FetchLike } from '../../web/src/protocol/session-api.js';
 import { session } from './fakes.js';
 
@@ -145,6 +145,15 @@ describe('account API: parsing', () => {
     assert.deepEqual(toAuthConfig({ anonymous: true, signup: 'whatever', local: 'yes', oidc: { label: '' } }), { anonymous: true, signup: 'closed', local: false, oidc: null });
     for (const body of [null, [], 'x', 7]) assert.deepEqual(toAuthConfig(body), ANONYMOUS_ONLY);
     assert.deepEqual(await createAccountApi(server({}).fetch).config(), ANONYMOUS_ONLY, 'a server without accounts (404)');
+  });
+
+  it('explains a failed single sign-on from the callback’s auth_error, and only with the fixed texts', () => {
+    assert.equal(authErrorNotice('?auth_error=signup_closed'), 'New accounts cannot be created here.');
+    assert.equal(authErrorNotice('?auth_error=account_disabled'), 'This account is disabled. Ask the operator of this server.');
+    assert.equal(authErrorNotice('?auth_error=%3Cimg%20src%3Dx%3E'), 'Single sign-on did not complete. Try again.', 'an unknown code shows no text of its own');
+    assert.equal(authErrorNotice('?auth_error='), 'Single sign-on did not complete. Try again.');
+    assert.equal(authErrorNotice(''), undefined);
+    assert.equal(authErrorNotice('?other=1'), undefined);
   });
 
   it('drops conversations without an id and bodies without a list', () => {

@@ -4,6 +4,7 @@
  * unsafe requests carry the CSRF token from the last sign-in or `GET /api/v1/auth/me`. Every
  * answer is checked before use; failures carry the server's `detail` for the person to read.
  */
+import { ErrorCodes, userErrorText, type ErrorCode } from '../../../src/contracts/errors.js';
 import { isRecord, readJson } from './json.js';
 import { toSessionView, TransientError, type FetchLike, type RefreshResult } from './session-api.js';
 
@@ -218,6 +219,18 @@ export function createAccountApi(fetchFn: FetchLike, baseUrl = ''): AccountApi {
       return () => signedOutListeners.delete(listener);
     },
   };
+}
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
+
+/**
+ * Why a sign-in with the OpenID Connect provider failed: the gateway's callback redirects to
+ * `/?auth_error=<code>`. Only known codes are shown (a crafted link cannot put text on the page).
+ */
+export function authErrorNotice(search: string): string | undefined {
+  const code = new URLSearchParams(search).get('auth_error');
+  if (code === null) return undefined;
+  return KNOWN_CODES.has(code) ? userErrorText(code as ErrorCode) : userErrorText(ErrorCodes.oidcFailed);
 }
 
 function failure(status: number, body: unknown): ApiFailure {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { ANONYMOUS_ONLY, type AuthConfig, type Person } from '../protocol/account-api.js';
+import { ANONYMOUS_ONLY, authErrorNotice, type AuthConfig, type Person } from '../protocol/account-api.js';
 import { accountApi } from '../protocol/browser.js';
 import type { SessionView } from '../protocol/types.js';
 import { loadToken, saveOpenConversation, saveToken } from '../storage.js';
@@ -18,8 +18,12 @@ type Screen =
 
 /** Who is here decides the screen: a signed-in person, an anonymous chat kept in this browser, or the sign-in screen. */
 async function firstScreen(config: AuthConfig): Promise<Screen> {
+  const oidcError = authErrorNotice(window.location.search);
+  // The code has been read: a reload or a bookmark should not show it again.
+  if (oidcError !== undefined) window.history.replaceState(null, '', '/');
   const me = await accountApi.me();
   if (me.ok && me.value !== null) return { kind: 'workspace', person: me.value };
+  if (oidcError !== undefined) return { kind: 'start', notice: oidcError };
   const token = loadToken();
   return token !== undefined && config.anonymous ? { kind: 'chat', token } : { kind: 'start' };
 }
