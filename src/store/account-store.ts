@@ -15,7 +15,7 @@ import { AuthError, ErrorCodes } from '../contracts/errors.js';
 import { accountIndexKeys, accountKeys, isValidAccountId } from '../contracts/keys.js';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.js';
 import type { RedisClient } from './redis.js';
-import { luaScript, runScript } from './scripts.js';
+import { loadScript, runScript } from './scripts.js';
 
 export interface Account {
   readonly id: string;
@@ -82,63 +82,10 @@ export function isValidDisplayName(name: unknown): name is string {
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const newAccountId = () => `a_${randomBytes(16).toString('base64url').slice(0, 22)}`;
 
-/**
- * KEYS[1] account hash  KEYS[2] auth hash  ARGV[1] now (ms)
- * Returns {username, displayName, kind, csrf}, or nil when the session, token or account is gone,
- * expired or disabled.
- */
-const resolveAuth = luaScript(
-  'resolveAuth',
-  `
-local a = redis.call('HMGET', KEYS[1], 'username', 'displayName', 'disabled')
-if not a[1] or a[3] == '1' then return nil end
-local s = redis.call('HMGET', KEYS[2], 'kind', 'csrf', 'expires')
-if not s[1] then return nil end
-local expires = tonumber(s[3] or '0') or 0
-if expires > 0 and expires <= tonumber(ARGV[1]) then return nil end
-return {a[1], a[2], s[1], s[2]}
-`,
-);
-
-/**
- * KEYS[1] account hash  KEYS[2] auths sorted set  KEYS[3] auth hash
- * ARGV[1] secret hash  ARGV[2] kind  ARGV[3] csrf  ARGV[4] now (ms)  ARGV[5] expires (ms, 0 = never)  ARGV[6] label
- * Returns 1, or 0 when the account is gone or disabled (a disabled account gets no new session).
- */
-const startAuth = luaScript(
-  'startAuth',
-  `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'disabled') == '1' then return 0 end
-redis.call('HSET', KEYS[3], 'kind', ARGV[2], 'csrf', ARGV[3], 'created', ARGV[4], 'expires', ARGV[5], 'label', ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-if ARGV[5] == '0' then
-  redis.call('ZADD', KEYS[2], '+inf', ARGV[1])
-else
-  redis.call('PEXPIREAT', KEYS[3], ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-end
-return 1
-`,
-);
-
-/** KEYS[1] an index key  ARGV[1] account id. Deletes the key only while it still names that account. */
-const releaseIndex = luaScript(
-  'releaseIndex',
-  `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`,
-);
-
-/** KEYS[1] account hash  ARGV[1] "1" or "0". Returns 0 when there is no such account. */
-const setDisabled = luaScript(
-  'setDisabled',
-  `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'disabled', ARGV[1])
-return 1
-`,
-);
+const resolveAuth = loadScript('resolve-auth');
+const startAuth = loadScript('start-auth');
+const releaseIndex = loadScript('release-index');
+const setDisabled = loadScript('set-disabled');
 
 export class AccountStore {
   private readonly index: ReturnType<typeof accountIndexKeys>;

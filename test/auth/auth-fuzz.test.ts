@@ -41,7 +41,7 @@ function hostileBody(pick: Picker): string | Uint8Array<ArrayBuffer> {
     case 0:
       return '';
     case 1:
-      return pick.bytes(pick.int(300));
+      return new Uint8Array(pick.bytes(pick.int(300)));
     case 2:
       return `${'{"username":'.repeat(2000)}1${'}'.repeat(2000)}`;
     case 3:
