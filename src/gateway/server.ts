@@ -17,7 +17,8 @@ import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
 import { AccountStore } from '../store/account-store.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
 import { ConversationStore } from '../store/conversation-store.js';
-import { SessionStore } from '../store/session-store.js';
+import { PersonData } from '../store/person-data.js';
+import { SessionStore, sessionStoreOptions } from '../store/session-store.js';
 import { SocketRegistry } from '../store/socket-registry.js';
 import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
@@ -26,6 +27,7 @@ import { Identity } from './auth/identity.js';
 import { registerOidcRoutes } from './auth/oidc.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { registerConversationRoutes } from './conversation-routes.js';
+import { registerPersonRoutes } from './person-routes.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { createLimits, retryAfterSeconds } from './limits.js';
 import { LiveHub } from './live-hub.js';
@@ -192,15 +194,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
   const metrics = new GatewayMetrics();
-  const store = new SessionStore(redis, {
-    prefix: config.keyPrefix,
-    sessionTtlSeconds: config.sessionTtlSeconds,
-    eventsMaxLen: config.eventsMaxLen,
-    maxPendingPerSession: config.maxPendingPerSession,
-    shardedPubSub: config.redis.cluster,
-    historyMaxRecords: config.historyMaxRecords,
-    refreshMaxMessages: config.refreshMaxMessages,
-  });
+  const store = new SessionStore(redis, sessionStoreOptions(config));
   const limits = createLimits(redis, config.keyPrefix, config.rateLimits);
   const keys = globalKeys(config.keyPrefix);
   const partitions = queuePartitions(config.keyPrefix, config.queuePartitions);
@@ -231,6 +225,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   registerAuthRoutes(app, { accounts, identity, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs });
   registerOidcRoutes(app, { accounts, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs, logger });
   registerConversationRoutes(app, { conversations, identity, limitCreate: limits.sessions, deadlineMs: config.requestDeadlineMs });
+  registerPersonRoutes(app, { personData: new PersonData(redis, accounts, conversations, config.keyPrefix), identity, auth: config.auth });
 
   const wss = new WebSocketServer({
     noServer: true,

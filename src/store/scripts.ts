@@ -38,7 +38,7 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-export function luaScript(name: string, source: string): LuaScript {
+function luaScript(name: string, source: string): LuaScript {
   return { name, source, sha: createHash('sha1').update(source).digest('hex') };
 }
 

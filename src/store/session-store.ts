@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Config } from '../config/config.js';
 import { userErrorText } from '../contracts/errors.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken, sessionKeys, type SessionKeys } from '../contracts/keys.js';
@@ -31,6 +32,19 @@ export interface SessionStoreOptions {
   readonly historyMaxRecords: number;
   /** Newest messages refresh_token returns (REFRESH_MAX_MESSAGES). */
   readonly refreshMaxMessages: number;
+}
+
+/** The options every process that reads or writes sessions takes from the configuration. */
+export function sessionStoreOptions(config: Config): SessionStoreOptions {
+  return {
+    prefix: config.keyPrefix,
+    sessionTtlSeconds: config.sessionTtlSeconds,
+    eventsMaxLen: config.eventsMaxLen,
+    maxPendingPerSession: config.maxPendingPerSession,
+    shardedPubSub: config.redis.cluster,
+    historyMaxRecords: config.historyMaxRecords,
+    refreshMaxMessages: config.refreshMaxMessages,
+  };
 }
 
 /** Where and how to wake a worker for an accepted message. */
