@@ -169,10 +169,7 @@ describe('accounts in the browser: operator settings', () => {
     await context.close();
   });
 
-  // Waits on the lead's DELETE /api/v1/me and GET /api/v1/me/export (issue 13 contract): it runs, and reports, without failing the suite until they land.
-  const meEndpoints = { todo: 'needs DELETE /api/v1/me and GET /api/v1/me/export' };
-
-  it('export all my data downloads the person’s conversations', meEndpoints, async () => {
+  it('export all my data downloads the person’s conversations', async () => {
     const username = uniqueName('porter');
     const { page, context, errors } = await openPage(browser, system.baseUrl);
     await signUp(page, username);
@@ -188,7 +185,7 @@ describe('accounts in the browser: operator settings', () => {
     await context.close();
   });
 
-  it('deleting the account asks first, then signs out for good', meEndpoints, async () => {
+  it('deleting the account asks first, then signs out for good', async () => {
     const username = uniqueName('gone');
     const { page, context, errors } = await openPage(browser, system.baseUrl);
     await signUp(page, username);
