@@ -67,7 +67,7 @@ describe('parseServerFrame', () => {
     assert.deepEqual(parseServerFrame('{"type":"delta","seq":2,"text":"hi","eventId":"5-1"}'), { type: 'delta', seq: 2, text: 'hi', eventId: '5-1' });
     assert.deepEqual(parseServerFrame('{"type":"error","code":"too_many_pending","message":"wait"}'), { type: 'error', code: 'too_many_pending', message: 'wait' });
     assert.deepEqual(parseServerFrame('{"type":"accepted","id":"m","seq":1,"timestamp":"t","clientId":"c-1"}'), {
-      type: 'accepted', id: 'm', seq: 1, parent: 0, timestamp: 't', clientId: 'c-1',
+      type: 'accepted', id: 'm', seq: 1, timestamp: 't', clientId: 'c-1',
     });
   });
 
@@ -89,7 +89,7 @@ describe('session API', () => {
       return new Response(JSON.stringify({ token: 't', name: 'Ada', session_start: 's', messages: [] }), { status: 200 });
     });
     const result = await api.create('Ada');
-    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0', head: 0 } });
+    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0' } });
     assert.equal(seen?.url, '/token');
     assert.equal(seen?.init?.method, 'POST');
     assert.equal(seen?.init?.body, '{"name":"Ada"}');
