@@ -28,7 +28,10 @@ function isReadableStreamId(id: string): boolean {
  */
 export const eventIdSchema = z.string().check(z.refine(isReadableStreamId, 'an event id such as "1712345678901-0"'));
 
-const turnSchema = z.number().check(z.int(), z.positive());
+/** A turn number (JSON numbers beyond 2^53 lose precision; turns never get there). */
+const turnSchema = z.number().check(z.int(), z.positive(), z.maximum(Number.MAX_SAFE_INTEGER));
+/** A turn or 0, "before the first turn" (the root of the conversation's tree). */
+const turnOrRootSchema = z.number().check(z.int(), z.nonnegative(), z.maximum(Number.MAX_SAFE_INTEGER));
 const clientIdSchema = z.string().check(z.minLength(1), z.maxLength(64), z.regex(/^[\w.:-]+$/, 'letters, digits and . _ : -'));
 
 /** Frames a streaming-mode client may send. */
@@ -37,6 +40,12 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('stop'), seq: z.optional(turnSchema) }),
   z.strictObject({ type: z.literal('resume'), after: eventIdSchema }),
   z.strictObject({ type: z.literal('ping') }),
+  /** A new turn beside `seq` (same parent) with new text; stops the answer in progress first. */
+  z.strictObject({ type: z.literal('edit'), seq: turnSchema, text: z.string(), clientId: z.optional(clientIdSchema) }),
+  /** A new turn beside `seq` with the same text: another answer to the same question. */
+  z.strictObject({ type: z.literal('regenerate'), seq: turnSchema, clientId: z.optional(clientIdSchema) }),
+  /** Show the branch through `seq`: the head moves to the newest turn under it. */
+  z.strictObject({ type: z.literal('switch'), seq: turnSchema }),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 
@@ -48,10 +57,20 @@ export const messageRecordSchema = z.object({
   source: z.enum(['human', 'bot']),
   /** Position of the turn this message belongs to (1, 2, ...). */
   seq: turnSchema,
+  /**
+   * Human messages: the turn this one follows in its branch (0 = the first of the conversation).
+   * Records stored before branches existed have none and follow turn seq - 1 (see parentOf).
+   */
+  parent: z.optional(turnOrRootSchema),
   /** For bot messages: "done", or "stopped" when the user stopped the answer. */
   status: z.optional(z.enum(['done', 'stopped'])),
-});
+}).check(z.refine((record) => record.parent === undefined || record.parent < record.seq, 'a turn follows an older one'));
 export type MessageRecord = z.infer<typeof messageRecordSchema>;
+
+/** The turn a human record follows: its `parent`, or for records from before branches the previous turn. */
+export function parentOf(record: Pick<MessageRecord, 'seq' | 'parent'>): number {
+  return record.parent ?? record.seq - 1;
+}
 
 /** Reference id of a failure: short, quotable, and the key to its log line (never the detail itself). */
 export const errorRefSchema = z.string().check(z.regex(/^[A-Za-z0-9]{6,16}$/));
@@ -85,6 +104,22 @@ export const storedEventSchema = z.discriminatedUnion('type', [
 ]);
 export type StoredEvent = z.infer<typeof storedEventSchema>;
 
+/**
+ * The branch shown changed (an edit, a regenerate or a switch): `head` is the newest turn of the
+ * branch now shown. It travels in the session's event stream, so every socket of the session, on
+ * any gateway, gets it in order with the answer events, and a resume replays it.
+ */
+export const branchEventSchema = z.object({ type: z.literal('branch'), head: turnOrRootSchema });
+export type BranchEvent = z.infer<typeof branchEventSchema>;
+
+/** Everything a session's event stream holds: answer events and branch changes. */
+export const sessionEventSchema = z.union([answerEventSchema, branchEventSchema]);
+export type SessionEvent = z.infer<typeof sessionEventSchema>;
+
+/** A session event with the id of its stream entry, as a streaming client receives it. */
+export const storedSessionEventSchema = z.union([storedEventSchema, withEventId(branchEventSchema)]);
+export type StoredSessionEvent = z.infer<typeof storedSessionEventSchema>;
+
 /** `degraded`: the gateway cannot reach Redis right now; messages and answers wait until it can. */
 export const serviceStateSchema = z.enum(['ok', 'degraded']);
 export type ServiceState = z.infer<typeof serviceStateSchema>;
@@ -92,7 +127,13 @@ export type ServiceState = z.infer<typeof serviceStateSchema>;
 /** Frames the gateway sends in streaming mode, other than answer events. */
 export const controlFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), token: z.string(), lastEventId: eventIdSchema, protocol: z.literal(STREAMING_SUBPROTOCOL) }),
-  z.object({ type: z.literal('accepted'), id: z.string(), seq: turnSchema, timestamp: z.string(), clientId: z.optional(z.string()) }),
+  /**
+   * `parent`: the turn the new one follows (its branch); see messageRecordSchema. This gateway
+   * always sends it; a client treats its absence (a server from before branches) as "the head".
+   */
+  z
+    .object({ type: z.literal('accepted'), id: z.string(), seq: turnSchema, parent: z.optional(turnOrRootSchema), timestamp: z.string(), clientId: z.optional(z.string()) })
+    .check(z.refine((frame) => frame.parent === undefined || frame.parent < frame.seq, 'a turn follows an older one')),
   /** A refused frame; `clientId` names the message when the client gave one. */
   z.object({
     type: z.literal('error'),
@@ -110,8 +151,8 @@ export const controlFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong') }),
 ]);
 
-/** Everything the gateway sends in streaming mode. An answer event carries its `eventId`. */
-export const serverFrameSchema = z.union([storedEventSchema, controlFrameSchema]);
+/** Everything the gateway sends in streaming mode. A session event carries its `eventId`. */
+export const serverFrameSchema = z.union([storedSessionEventSchema, controlFrameSchema]);
 export type ServerFrame = z.infer<typeof serverFrameSchema>;
 
 /** What a failed turn shows on its question in a reloaded history. */
@@ -129,6 +170,10 @@ export const sessionViewSchema = z.object({
   messages: z.array(z.extend(messageRecordSchema, { error: z.optional(turnFailureSchema) })),
   /** Event id matching this snapshot: resume after it to get everything that follows. */
   last_event_id: z._default(eventIdSchema, '0'),
+  /** The newest turn of the branch shown (0 before the first message); walk up `parent` from it. */
+  head: z._default(turnOrRootSchema, 0),
+  /** Conversations (the people API) only: the title the list shows. */
+  title: z.optional(z.string()),
 });
 export type SessionView = z.infer<typeof sessionViewSchema>;
 

@@ -3,10 +3,10 @@
  * publish, failed turns, the workers' capacity reports. Never sent to browsers as they are.
  */
 import * as z from 'zod/mini';
-import { answerEventSchema, errorCodeSchema, errorRefSchema, eventIdSchema } from './protocol.js';
+import { errorCodeSchema, errorRefSchema, eventIdSchema, sessionEventSchema } from './protocol.js';
 
 /** What the event scripts publish on a session's live channel. */
-export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: answerEventSchema });
+export const liveEventSchema = z.object({ eventId: eventIdSchema, prev: eventIdSchema, event: sessionEventSchema });
 export type LiveEvent = z.infer<typeof liveEventSchema>;
 
 /**

@@ -20,4 +20,4 @@ export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open conne
 export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
 
 /** Frame types a streaming-mode client may send. */
-export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping'] as const;
+export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping', 'edit', 'regenerate', 'switch'] as const;

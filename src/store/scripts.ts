@@ -67,6 +67,7 @@ export const appendDelta = sessionScript('append-delta');
 export const finishTurn = sessionScript('finish-turn');
 export const markWake = sessionScript('mark-wake');
 export const renewLease = sessionScript('renew-lease');
+export const switchBranch = sessionScript('switch-branch');
 export const forgetUnanswered = loadScript('forget-unanswered');
 
 export interface ScriptReply {

@@ -103,7 +103,7 @@ describe('session API', () => {
       return new Response(JSON.stringify({ token: 't', name: 'Ada', session_start: 's', messages: [] }), { status: 200 });
     });
     const result = await api.create('Ada');
-    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0' } });
+    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0', head: 0 } });
     assert.equal(seen?.url, '/token');
     assert.equal(seen?.init?.method, 'POST');
     assert.equal(seen?.init?.body, '{"name":"Ada"}');

@@ -19,6 +19,7 @@ export function parseServerFrame(data: unknown): IncomingFrame | undefined {
   return serverFrameSchema.safeParse(json).data;
 }
 
+/** An answer event (start, delta, done, stopped, error of a turn), as opposed to a control frame or a branch change. */
 export function isAnswerEvent(frame: IncomingFrame): frame is StoredEvent {
-  return 'eventId' in frame;
+  return 'eventId' in frame && frame.type !== 'branch';
 }

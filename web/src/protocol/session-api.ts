@@ -5,6 +5,7 @@
  */
 import { ErrorCodes, ParleyError } from '../../../src/contracts/errors.js';
 import { invalidNameBodySchema, sessionViewSchema } from '../../../src/contracts/protocol.js';
+import { readJson } from './json.js';
 import type { SessionView } from './types.js';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -67,20 +68,12 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
   };
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  try {
-    return (await response.json()) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 function invalidNameMessage(body: unknown): string {
   const serverText = invalidNameBodySchema.safeParse(body).data?.detail.msg ?? 'Enter a valid name';
   return `${serverText.replace(/\.$/, '')}: it must not be blank or very long.`;
 }
 
-/** Checks the shape of a session body; undefined when it is not one. */
+/** Checks the shape of a session (or conversation) body; undefined when it is not one. */
 export function toSessionView(body: unknown): SessionView | undefined {
   return sessionViewSchema.safeParse(body).data;
 }
