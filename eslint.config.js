@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import reactHooks from 'eslint-plugin-react-hooks';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -26,5 +27,21 @@ export default tseslint.config(
   {
     files: ['src/contracts/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['../*', '!./*'] }] },
+  },
+  {
+    // Hooks called conditionally or with stale dependencies are bugs no type check catches.
+    files: ['web/src/**/*.tsx', 'web/src/**/*.ts'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: { 'react-hooks/rules-of-hooks': 'error', 'react-hooks/exhaustive-deps': 'error' },
+  },
+  {
+    // The browser bundle takes the wire's contracts and nothing of the server's code.
+    files: ['web/src/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/src/config/*', '**/src/store/*', '**/src/gateway/*', '**/src/worker/*', '**/src/providers/*', '**/src/shared/*', '**/contracts/records.js', '**/contracts/keys.js', 'zod', 'zod/v4'] },
+      ],
+    },
   },
 );

@@ -5,7 +5,7 @@
  * the sockets (reporting how long that took), keep them open, close them.
  */
 import { WebSocket } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../src/contracts/wire.js';
 import { chatUrl, createSession, mapLimit } from './lib/client.js';
 import { idleRequestSchema, type IdleReply } from './lib/ipc.js';
 

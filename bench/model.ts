@@ -38,7 +38,7 @@ import { getLlama, LlamaChatSession, LlamaLogLevel, resolveChatWrapper, type Lla
 import { createClient } from 'redis';
 import { WebSocket } from 'ws';
 import { loadConfig, type ModelConfig } from '../src/config/config.js';
-import { STREAMING_SUBPROTOCOL } from '../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../src/contracts/wire.js';
 import { LocalLlamaProvider } from '../src/providers/local/local-provider.js';
 import type { ChatTurn } from '../src/providers/provider.js';
 import { deleteKeys } from '../test/support/redis.js';

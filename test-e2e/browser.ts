@@ -115,3 +115,34 @@ export async function watchAnswer(page: Page, index: number, until: string, time
 }
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export const PASSWORD = 'correct horse battery';
+
+/** Creates an account from the sign-in screen and waits for the signed-in workspace. */
+export async function signUp(page: Page, username: string, password = PASSWORD): Promise<void> {
+  await page.getByRole('button', { name: 'Create an account' }).click();
+  await page.getByLabel('User name').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  // Attached, not visible: on a phone the account menu sits in the closed sidebar.
+  await page.getByRole('button', { name: `Account: ${username}`, includeHidden: true }).waitFor({ state: 'attached' });
+}
+
+export async function signIn(page: Page, username: string, password = PASSWORD): Promise<void> {
+  await page.getByLabel('User name').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
+/** Opens the account menu and chooses `item`. */
+export async function accountAction(page: Page, username: string, item: string): Promise<void> {
+  await page.getByRole('button', { name: `Account: ${username}` }).click();
+  await page.getByRole('button', { name: item, exact: true }).or(page.getByRole('link', { name: item, exact: true })).click();
+}
+
+let names = 0;
+/** A user name no other test of this run uses (the test systems share one Redis, with their own prefixes). */
+export function uniqueName(base: string): string {
+  names += 1;
+  return `${base}${names}${process.pid}`;
+}

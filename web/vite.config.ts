@@ -45,6 +45,7 @@ export default defineConfig({
     proxy: {
       '/token': gateway,
       '/refresh_token': gateway,
+      '/api': gateway,
       '/chat': { target: gateway.replace(/^http/, 'ws'), ws: true },
     },
   },

@@ -6,7 +6,7 @@
  * it reached and when it arrived (for the streaming-overhead figure).
  */
 import { WebSocket, type RawData } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 import { hrNowMs } from './stats.js';
 
 export type Mode = 'plain' | 'streaming';

@@ -120,7 +120,7 @@ async function prepare(redis: RawRedis, tokens: number, requests: number): Promi
   await redis.command('XGROUP', 'CREATE', stream, 'g', '0');
 
   const kinds: Kind[] = [
-    { kind: 'evalsha:acceptMessage', args: scriptCall(acceptMessage, await load(acceptMessage.source), 'accept', [randomUUID(), question, new Date().toISOString(), '', '1000000000', 'accept', '1000', '127.0.0.1']), note: 'without the queue key: the XADD is measured on its own' },
+    { kind: 'evalsha:acceptMessage', args: scriptCall(acceptMessage, await load(acceptMessage.source), 'accept', [randomUUID(), question, new Date().toISOString(), '', '1000000000', 'accept', '1000', '127.0.0.1', '', '']), note: 'without the queue key: the XADD is measured on its own' },
     { kind: 'evalsha:startTurn', args: scriptCall(startTurn, await load(startTurn.source), 'start', [OWNER, '200']), note: `history of ${HISTORY_RECORDS} records` },
     { kind: 'evalsha:appendDelta', args: scriptCall(appendDelta, await load(appendDelta.source), 'delta', [OWNER, '1', delta]) },
     { kind: 'xadd', args: ['XADD', `${PREFIX}queue`, '*', 't', randomUUID()] },

@@ -59,6 +59,7 @@ const envSchema = z.object({
   RATE_MESSAGES_PER_MINUTE: int(0).default(40),
   RATE_SESSION_MESSAGES_PER_MINUTE: int(0).default(20),
   RATE_RESUMES_PER_MINUTE: int(0).default(20),
+  RATE_SWITCHES_PER_MINUTE: int(0).default(60),
   // Sign-in (issue 13): per address+username, per username, per address; sign-ups per address; messages per account.
   RATE_SIGNIN_PER_MINUTE: int(0).default(10),
   RATE_SIGNIN_ACCOUNT_PER_MINUTE: int(0).default(30),
@@ -86,7 +87,7 @@ const envSchema = z.object({
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters (a random secret)').optional()),
   // How long an HTTP request waits for Redis before it is answered 503 (Redis commands have no timeout of their own).
   REQUEST_DEADLINE_MS: int(100, 120_000).default(3000),
-  // Redis (the original's variable names are kept)
+  // Redis (names kept for older deployments: docs/protocol.md, "Compatibility")
   REDIS_URL: optionalString,
   REDIS_HOST: optionalString,
   REDIS_PORT: int(1, 65535).optional(),
@@ -161,6 +162,8 @@ export interface RateLimits {
   readonly sessionMessagesPerMinute: number;
   /** Resume frames per socket (each replays events). */
   readonly resumesPerMinute: number;
+  /** `switch` frames per socket (branch switches). */
+  readonly switchesPerMinute: number;
   /** Sign-in attempts per client address and username. */
   readonly signinPerMinute: number;
   /** Sign-in attempts per username, from all addresses together. */
@@ -419,6 +422,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       messagesPerMinute: env.RATE_MESSAGES_PER_MINUTE,
       sessionMessagesPerMinute: env.RATE_SESSION_MESSAGES_PER_MINUTE,
       resumesPerMinute: env.RATE_RESUMES_PER_MINUTE,
+      switchesPerMinute: env.RATE_SWITCHES_PER_MINUTE,
       signinPerMinute: env.RATE_SIGNIN_PER_MINUTE,
       signinAccountPerMinute: env.RATE_SIGNIN_ACCOUNT_PER_MINUTE,
       signinAddressPerMinute: env.RATE_SIGNIN_ADDRESS_PER_MINUTE,

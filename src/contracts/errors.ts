@@ -16,6 +16,12 @@ export const ErrorCodes = {
   /** The estimated wait is over MAX_QUEUE_WAIT_MS; the frame carries `retryAfterMs`. */
   busy: 'busy',
   invalidEventId: 'invalid_event_id',
+  /** An edit, regenerate or switch named a turn the session does not have. */
+  unknownTurn: 'unknown_turn',
+  /** No such route (Parley's own API under /api/v1/). */
+  notFound: 'not_found',
+  /** A conversation that does not exist or is not the caller's (the two look the same). */
+  conversationNotFound: 'conversation_not_found',
   modelNotConfigured: 'model_not_configured',
   modelUnavailable: 'model_unavailable',
   modelAuth: 'model_auth',
@@ -61,6 +67,9 @@ export const USER_ERROR_TEXTS: Readonly<Record<ErrorCode, string>> = {
   message_too_long: 'The message is too long.',
   too_many_pending: 'Too many messages are waiting for an answer; wait for one to finish.',
   invalid_event_id: 'The position to resume from is not valid.',
+  unknown_turn: 'That message is not part of this conversation.',
+  not_found: 'There is nothing at this address.',
+  conversation_not_found: 'That conversation does not exist.',
   model_not_configured: 'No language model is set up on this server yet. Ask its operator to configure one.',
   model_unavailable: 'The language model is unavailable right now. Try again in a moment.',
   model_auth: 'The server could not sign in to its language model. Ask its operator to check the configuration.',

@@ -7,11 +7,6 @@
 /** The shape of an event id: "0", or two decimal parts of at most 20 digits ("1712345678901-0"). */
 export const EVENT_ID_PATTERN = /^(0|\d{1,20}-\d{1,20})$/;
 
-/** True for text shaped like an event id (protocol.ts also checks that Redis can read after it). */
-export function isEventIdShaped(value: unknown): value is string {
-  return typeof value === 'string' && EVENT_ID_PATTERN.test(value);
-}
-
 /** Negative when a < b, zero when equal, positive when a > b; "0" sorts first. */
 export function compareEventIds(a: string, b: string): number {
   const aDash = a.indexOf('-');

@@ -45,6 +45,20 @@ export function sessionKeys(prefix: string, token: string): SessionKeys {
   };
 }
 
+/** One person's list of conversations; like every key of an account, in the hash tag `{a:<id>}`. */
+export interface ConversationIndexKeys {
+  /** Sorted set: conversation id (its session token) -> time of its newest message (ms). */
+  readonly index: string;
+  /** Hash: conversation id -> title (absent until set by the person or from the first message). */
+  readonly titles: string;
+}
+
+export function conversationIndexKeys(prefix: string, accountId: string): ConversationIndexKeys {
+  if (!isValidAccountId(accountId)) throw new Error('not an account id');
+  const base = `${prefix}{a:${accountId}}:`;
+  return { index: `${base}conversations`, titles: `${base}titles` };
+}
+
 export interface GlobalKeys {
   /** Stream: one entry per accepted message (a nudge naming the session). */
   readonly queue: string;

@@ -12,7 +12,7 @@ export const STREAMING_SUBPROTOCOL = 'parley.v1';
  */
 export const TOKEN_SUBPROTOCOL_PREFIX = 'parley.token.';
 
-/** Close code and reason for a missing, unknown or expired token (kept from the original). */
+/** Close code and reason for a missing, unknown or expired token (kept as older clients know them). */
 export const CLOSE_UNAUTHENTICATED = { code: 1008, reason: 'Session not authenticated or expired token' } as const;
 /** Close code for a socket beyond MAX_SOCKETS_PER_SESSION: retry later (another one may close). */
 export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open connections to this session' } as const;
@@ -20,4 +20,4 @@ export const CLOSE_TOO_MANY_SOCKETS = { code: 4008, reason: 'Too many open conne
 export const CLOSE_GOING_AWAY = { code: 1012, reason: 'Gateway restarting, reconnect' } as const;
 
 /** Frame types a streaming-mode client may send. */
-export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping'] as const;
+export const CLIENT_FRAME_TYPES = ['message', 'stop', 'resume', 'ping', 'edit', 'regenerate', 'switch'] as const;

@@ -1,29 +1,21 @@
 /**
- * One WebSocket connection to /chat. Plain mode speaks the original protocol (a text frame is a
- * message; one JSON frame per finished answer); streaming mode (subprotocol parley.v1) speaks
+ * One WebSocket connection to /chat. Plain mode (a text frame is a message; one JSON frame per
+ * finished answer; see docs/protocol.md, "Compatibility"); streaming mode (subprotocol parley.v1) speaks
  * JSON frames both ways and forwards every answer event with its id. See docs/protocol.md.
  */
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
-import { ErrorCodes, type ErrorCode } from '../contracts/errors.js';
+import { ErrorCodes, ParleyError, type ErrorCode } from '../contracts/errors.js';
 import { randomUUID } from 'node:crypto';
-import {
-  CLIENT_FRAME_TYPES,
-  CLOSE_TOO_MANY_SOCKETS,
-  CLOSE_UNAUTHENTICATED,
-  STREAMING_SUBPROTOCOL,
-  clientFrameSchema,
-  type ClientFrame,
-  type LiveEvent,
-  type ServerFrame,
-  type ServiceState,
-  type StoredEvent,
-} from '../contracts/protocol.js';
+import { clientFrameSchema, parentOf, type ClientFrame, type ServerFrame, type ServiceState, type StoredSessionEvent } from '../contracts/protocol.js';
+import type { LiveEvent } from '../contracts/records.js';
+import { CLIENT_FRAME_TYPES, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL } from '../contracts/wire.js';
 import { sessionPartition, type QueuePartition } from '../contracts/keys.js';
 import { enqueue } from '../store/queue.js';
-import type { RedisClient } from '../store/redis.js';
+import type { WakeUpRedis } from '../store/queue.js';
 import { compareEventIds } from '../contracts/event-ids.js';
-import type { SessionState, SessionStore } from '../store/session-store.js';
+import type { ConversationStore } from '../store/conversation-store.js';
+import type { BranchTarget, SessionState, SessionStore, Viewer } from '../store/session-store.js';
 import { SOCKET_REFRESH_MS, type SocketRegistry } from '../store/socket-registry.js';
 import { safeError, tokenTag, type Logger } from '../shared/logger.js';
 import { EventCursor } from './event-cursor.js';
@@ -38,7 +30,9 @@ import type { GatewayMetrics } from './metrics.js';
 
 export interface ChatDependencies {
   readonly store: SessionStore;
-  readonly redis: RedisClient;
+  /** People's conversation lists: a new message moves its conversation to the top. */
+  readonly conversations: ConversationStore;
+  readonly redis: WakeUpRedis;
   readonly hub: LiveHub;
   /** The work queue's partitions; a session always uses the one partitionOf names. */
   readonly partitions: readonly QueuePartition[];
@@ -77,16 +71,16 @@ const PAUSE_AT_FRAMES = 16;
 const PAUSE_AT_BYTES = 256 * 1024;
 const RESUME_AT_FRAMES = 4;
 
-class FrameError extends Error {
+class FrameError extends ParleyError {
   constructor(
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
     /** The rejected message's clientId, echoed so the client knows which one it was. */
     readonly clientId?: string,
     /** For rate_limited: when the client may try again. */
     readonly retryAfterMs?: number,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -109,6 +103,9 @@ export class ChatConnection implements LiveListener {
   private readonly partition: QueuePartition;
   private readonly socketId = randomUUID();
   private readonly resumes: Limit;
+  private readonly switches: Limit;
+  /** The account owning the session (a person's conversation), known once set up. */
+  private owner: string | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   /** Streaming mode: turns this socket sent that have no outcome yet, and the last place reported. */
   private readonly waiting = new Set<number>();
@@ -116,6 +113,8 @@ export class ChatConnection implements LiveListener {
   private reportedPosition: number | undefined;
   /** The signed-in person of the upgrade request (cookie or token), null for an anonymous socket. */
   readonly person: Person | null;
+  /** Who asks, for the owner check of a person's conversation. */
+  private readonly viewer: Viewer;
 
   constructor(
     private readonly ws: WebSocket,
@@ -123,10 +122,13 @@ export class ChatConnection implements LiveListener {
     /** The client's address (X-Forwarded-For behind a trusted proxy), for per-address limits. */
     private readonly address: string,
     private readonly deps: ChatDependencies,
+    /** The signed-in person on the upgrade request, if any: only the owner may open a conversation. */
     private readonly auth: ResolvedPerson | null = null,
   ) {
     this.person = auth?.person ?? null;
+    this.viewer = this.person?.id ?? null;
     this.resumes = deps.limits.resumes();
+    this.switches = deps.limits.switches();
     this.mode = ws.protocol === STREAMING_SUBPROTOCOL ? 'streaming' : 'plain';
     this.partition = sessionPartition(deps.partitions, token);
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
@@ -150,7 +152,7 @@ export class ChatConnection implements LiveListener {
   onResync(): void {
     this.cursor?.catchUp();
     this.deps.store
-      .touch(this.token)
+      .touch(this.token, this.viewer)
       .then((state) => (state === null ? undefined : this.wakeIfAbandoned(state)))
       .catch((error: unknown) => this.deps.logger.warn({ err: safeError(error), session: tokenTag(this.token) }, 'checking the session after a reconnect failed'));
   }
@@ -182,11 +184,13 @@ export class ChatConnection implements LiveListener {
     this.renewTimer.unref();
     // Subscribe first, then read the state: no event can fall in between.
     await hub.add(this.token, this);
-    const state = await store.touch(this.token);
+    // Someone else's conversation is closed exactly like an unknown token: it does not exist for them.
+    const state = await store.touch(this.token, this.viewer);
     if (state === null) {
       this.onExpired();
       return;
     }
+    this.owner = state.owner;
     // Before the cursor exists, so before any event: the client takes `ready` as the point after
     // which it gets every event, and anything sent ahead of it would fall outside that promise.
     if (this.mode === 'streaming') {
@@ -244,7 +248,21 @@ export class ChatConnection implements LiveListener {
       case 'ping':
         this.send({ type: 'pong' });
         return;
+      case 'edit':
+        return this.sendMessage(frame.text, frame.clientId, { kind: 'edit', seq: frame.seq });
+      case 'regenerate':
+        return this.sendMessage('', frame.clientId, { kind: 'regenerate', seq: frame.seq });
+      case 'switch':
+        return this.switchBranch(frame.seq);
     }
+  }
+
+  /** The branch event reaches every socket of the session (this one included) through the stream. */
+  private async switchBranch(seq: number): Promise<void> {
+    await this.limited(this.switches, 'socket', 'Too many branch switches');
+    const result = await this.deps.store.switchBranch(this.token, seq);
+    if (result.status === 'expired') return this.onExpired();
+    if (result.status === 'unknown_turn') throw new FrameError(ErrorCodes.unknownTurn, `This conversation has no message ${seq} to switch to.`);
   }
 
   /**
@@ -252,7 +270,7 @@ export class ChatConnection implements LiveListener {
    * takes the `resumed` frame as the point after which it gets exactly the events after its id.
    */
   private async confirmResume(after: string): Promise<boolean> {
-    const state = await this.deps.store.touch(this.token);
+    const state = await this.deps.store.touch(this.token, this.viewer);
     if (state === null) {
       this.onExpired();
       return false;
@@ -267,14 +285,12 @@ export class ChatConnection implements LiveListener {
     return true;
   }
 
-  private async sendMessage(text: string, clientId?: string): Promise<void> {
-    if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.', clientId);
-    // Characters are code points, as for names: an emoji counts once, not as two UTF-16 units.
-    if (text.length > this.deps.messageMaxChars && [...text].length > this.deps.messageMaxChars) {
-      throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`, clientId);
-    }
-    // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
-    if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
+  /**
+   * A new turn: after the head, or with `target` beside an earlier one (edit, regenerate; the
+   * regenerated turn's text is taken from storage, `text` is not used).
+   */
+  private async sendMessage(text: string, clientId?: string, target?: BranchTarget): Promise<void> {
+    if (target?.kind !== 'regenerate') this.checkText(text, clientId);
     const { store, pipelineWakeUp, limits } = this.deps;
     if (this.auth !== null) {
       // Signed out (here or everywhere) or disabled since the socket opened: it ends with its session.
@@ -284,19 +300,38 @@ export class ChatConnection implements LiveListener {
     await this.limited(limits.sessionMessages, this.token, 'Too many messages in this conversation', clientId);
     await this.limited(limits.messages, this.address, 'Too many messages from your address', clientId);
     await this.admit(clientId);
+    // An edit or regenerate replaces the answer being written: stop it first, so the model turns
+    // to the new turn instead of finishing one the person no longer wants.
+    if (target !== undefined) await store.requestStop(this.token, this.partition.cancelChannel);
     const { queue: queueKey, unanswered: unansweredKey } = this.partition;
-    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, inScript: pipelineWakeUp }, this.address);
+    const result = await store.accept(this.token, text, clientId, { queueKey, unansweredKey, inScript: pipelineWakeUp }, this.address, target);
     if (result.status === 'expired') return this.onExpired();
     if (result.status === 'busy') {
       throw new FrameError(ErrorCodes.tooManyPending, 'Too many messages are waiting for an answer; wait for one to finish.', clientId);
     }
-    if (result.status === 'accepted') this.deps.metrics.messages.inc();
+    if (result.status === 'unknown_turn') {
+      throw new FrameError(ErrorCodes.unknownTurn, `This conversation has no message ${target?.seq ?? ''} to ${target?.kind ?? 'edit'}.`, clientId);
+    }
+    if (result.status === 'accepted') {
+      this.deps.metrics.messages.inc();
+      if (this.owner !== undefined) await this.deps.conversations.noteMessage(this.owner, this.token, result.record);
+    }
     if (this.mode === 'streaming') {
       const { id, seq, timestamp } = result.record;
-      this.send({ type: 'accepted', id, seq, timestamp, ...(clientId === undefined ? {} : { clientId }) });
+      this.send({ type: 'accepted', id, seq, parent: parentOf(result.record), timestamp, ...(clientId === undefined ? {} : { clientId }) });
       this.waiting.add(seq);
       this.watchQueue();
     }
+  }
+
+  private checkText(text: string, clientId: string | undefined): void {
+    if (text.trim() === '') throw new FrameError(ErrorCodes.emptyMessage, 'The message is empty.', clientId);
+    // Characters are code points, as for names: an emoji counts once, not as two UTF-16 units.
+    if (text.length > this.deps.messageMaxChars && [...text].length > this.deps.messageMaxChars) {
+      throw new FrameError(ErrorCodes.messageTooLong, `The message is longer than ${this.deps.messageMaxChars} characters.`, clientId);
+    }
+    // Only reachable through a JSON escape ("\ud800"): stored, it would come back as U+FFFD.
+    if (LONE_SURROGATE.test(text)) throw new FrameError(ErrorCodes.invalidFrame, 'The message text is not valid Unicode (a lone surrogate).');
   }
 
   /** Admission control: refuses at once, with "busy", a message that would wait too long. */
@@ -341,19 +376,21 @@ export class ChatConnection implements LiveListener {
     this.send({ type: 'queued', seq: Math.min(...this.waiting), position, ...(etaMs === undefined ? {} : { etaMs }) });
   }
 
-  private async deliver(event: StoredEvent): Promise<void> {
+  private async deliver(event: StoredSessionEvent): Promise<void> {
     if (event.type === 'done' || event.type === 'stopped' || event.type === 'error') this.waiting.delete(event.seq);
     if (this.mode === 'streaming') {
       this.send(event);
       return;
     }
+    // Plain mode has no frame for a branch change: its next message simply follows the new head.
+    if (event.type === 'branch') return;
     if (event.type === 'start') this.plainAnswers.set(event.seq, '');
     else if (event.type === 'delta') {
       const sofar = this.plainAnswers.get(event.seq);
       if (sofar !== undefined) this.plainAnswers.set(event.seq, sofar + event.text);
     } else if (event.type === 'error') {
       this.plainAnswers.delete(event.seq);
-      // `msg` too: the original's client renders the `msg` of whatever frame arrives.
+      // `msg` too: plain-mode clients render the `msg` of whatever frame arrives (docs/protocol.md, "Compatibility").
       const ref = event.ref === undefined ? {} : { ref: event.ref };
       this.sendJson({ type: 'error', code: event.code, message: event.message, msg: event.message, seq: event.seq, ...ref });
     } else {

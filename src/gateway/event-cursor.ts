@@ -1,16 +1,17 @@
 /**
- * Delivers a session's answer events to one socket in order, each exactly once. Live events
- * arrive by pub/sub carrying the id of the event before them; when that is not the last id this
- * socket saw (a missed message, a resume, a late subscription) the cursor reads the gap from the
+ * Delivers a session's events (answers and branch changes) to one socket in order, each exactly
+ * once. Live events arrive by pub/sub carrying the id of the event before them; when that is not
+ * the last id this socket saw (a missed message, a resume, a late subscription) the cursor reads the gap from the
  * session's event stream first. All work runs one step at a time, so nothing overtakes.
  */
-import type { LiveEvent, StoredEvent } from '../contracts/protocol.js';
+import type { StoredSessionEvent } from '../contracts/protocol.js';
+import type { LiveEvent } from '../contracts/records.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 
-export type FetchAfter = (afterId: string) => Promise<{ events: StoredEvent[]; complete: boolean }>;
+export type FetchAfter = (afterId: string) => Promise<{ events: StoredSessionEvent[]; complete: boolean }>;
 
 export interface CursorSink {
-  deliver(event: StoredEvent): void | Promise<void>;
+  deliver(event: StoredSessionEvent): void | Promise<void>;
   /** Events the client asked for are no longer retained. */
   reset(): void;
   failed(error: unknown): void;
@@ -80,7 +81,7 @@ export class EventCursor {
     }
   }
 
-  private async deliver(event: StoredEvent): Promise<void> {
+  private async deliver(event: StoredSessionEvent): Promise<void> {
     if (compareEventIds(event.eventId, this.lastId) <= 0) return;
     this.lastId = event.eventId;
     await this.sink.deliver(event);

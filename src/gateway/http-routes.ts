@@ -1,15 +1,17 @@
 /**
- * The HTTP API kept from the original (POST /token, GET|POST /refresh_token), Parley's own
- * versioned session API (GET /api/v1/session), health, readiness and (only with METRICS_TOKEN)
- * metrics. Error bodies keep the original's `{"detail": ...}` shape.
+ * The HTTP API: sessions (POST /token, GET|POST /refresh_token, kept as older clients use them:
+ * see docs/protocol.md, "Compatibility"), Parley's own versioned session API (GET /api/v1/session),
+ * health, readiness and (only with METRICS_TOKEN) metrics. Error bodies are `{"detail": ...}`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { branchRecords } from '../contracts/branches.js';
 import { ErrorCodes, userErrorText } from '../contracts/errors.js';
 import { withDeadline } from '../shared/deadline.js';
 import { readinessBody } from '../shared/metrics-server.js';
-import type { SessionStore } from '../store/session-store.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { SessionStore, Viewer } from '../store/session-store.js';
 import { retryAfterSeconds, type Limit } from './limits.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RedisHealth } from './redis-health.js';
@@ -29,6 +31,8 @@ export interface RouteDependencies {
   readonly limitSessions: Limit;
   /** ANONYMOUS_CHAT: false refuses POST /token (403 anonymous_off). */
   readonly anonymous: boolean;
+  /** The signed-in person behind a request (cookie or account token), by account id, or null. */
+  readonly viewerOf: (headers: IncomingHttpHeaders) => Promise<Viewer>;
 }
 
 export const INVALID_NAME = { detail: { loc: 'name', msg: 'Enter a valid name' } } as const;
@@ -89,24 +93,30 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
     }
     const session = await withDeadline(deps.store.create(name), deps.deadlineMs);
     deps.metrics.sessions.inc();
-    const { last_event_id: _unused, ...original } = session;
+    const { last_event_id: _unused, head: _none, ...original } = session;
     return original;
   });
 
-  const readSession = (token: string) => withDeadline(deps.store.read(token), deps.deadlineMs);
+  // A person's conversation reads as unknown to anyone but its owner, bare token or not.
+  const readSession = async (request: FastifyRequest, token: string) =>
+    withDeadline(
+      deps.viewerOf(request.headers).then((viewer) => deps.store.read(token, viewer)),
+      deps.deadlineMs,
+    );
 
-  // The original's shape: its client tells a message's side by `msg` starting with "Human".
+  // "Human: …" / "Bot: …" texts: older clients tell a message's side by them (see docs/protocol.md,
+  // "Compatibility"). They know nothing of branches, so they get the branch shown, one line as always.
   const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
-    const view = await readSession(field(request, 'token') ?? bearerToken(request) ?? '');
+    const view = await readSession(request, field(request, 'token') ?? bearerToken(request) ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
-    return { ...view, messages: view.messages.map(withSpeakerPrefix) };
+    return { ...view, messages: branchRecords(view.messages, view.head).map(withSpeakerPrefix) };
   };
   app.get('/refresh_token', { onSend: noStore }, refresh);
   app.post('/refresh_token', { onSend: noStore }, refresh);
 
   // Parley's own API: clean message text; the token preferably in `Authorization: Bearer`.
   app.get('/api/v1/session', { onSend: noStore }, async (request, reply) => {
-    const view = await readSession(bearerToken(request) ?? field(request, 'token') ?? '');
+    const view = await readSession(request, bearerToken(request) ?? field(request, 'token') ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
     return view;
   });

@@ -1,13 +1,13 @@
 /**
  * Rate limits of the gateway, shared by all gateways: the counters live in Redis
  * (rate-limiter-flexible, one single-key script per check, so also legal on Redis Cluster), under
- * the configured key prefix. Resume frames are counted per socket, which lives on one gateway, so
- * in memory. Each limit allows N events per rolling minute per key; 0 turns it off.
+ * the configured key prefix. Resume and switch frames are counted per socket, which lives on one
+ * gateway, so in memory. Each limit allows N events per rolling minute per key; 0 turns it off.
  */
 import type { IncomingMessage } from 'node:http';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { RateLimits } from '../config/config.js';
-import type { RedisClient } from '../store/redis.js';
+import type { RedisConnection } from '../store/redis.js';
 
 const WINDOW_SECONDS = 60;
 
@@ -44,9 +44,16 @@ export interface GatewayLimits {
   readonly accountMessages: Limit;
   /** A fresh per-socket limit for resume frames. */
   resumes(): Limit;
+  /** A fresh per-socket limit for switch frames (each one that moves the head writes an event). */
+  switches(): Limit;
 }
 
-export function createLimits(redis: RedisClient, keyPrefix: string, limits: RateLimits): GatewayLimits {
+/** A socket lives on one gateway, so its own limits are counted in memory. */
+function perSocket(perMinute: number): Limit {
+  return new Limit(perMinute === 0 ? undefined : new RateLimiterMemory({ points: perMinute, duration: WINDOW_SECONDS }));
+}
+
+export function createLimits(redis: RedisConnection, keyPrefix: string, limits: RateLimits): GatewayLimits {
   const shared = (name: string, perMinute: number) =>
     new Limit(
       perMinute === 0
@@ -63,8 +70,8 @@ export function createLimits(redis: RedisClient, keyPrefix: string, limits: Rate
     signinAddress: shared('signin-address', limits.signinAddressPerMinute),
     signups: shared('signups', limits.signupsPerMinute),
     accountMessages: shared('account-messages', limits.accountMessagesPerMinute),
-    resumes: () =>
-      new Limit(limits.resumesPerMinute === 0 ? undefined : new RateLimiterMemory({ points: limits.resumesPerMinute, duration: WINDOW_SECONDS })),
+    resumes: () => perSocket(limits.resumesPerMinute),
+    switches: () => perSocket(limits.switchesPerMinute),
   };
 }
 

@@ -3,10 +3,10 @@
  * channel while at least one of its sockets is here, and fans each event out to them. Also
  * notices sessions that expired while their sockets sat idle.
  */
-import { liveEventSchema, type LiveEvent, type ServiceState } from '../contracts/protocol.js';
+import type { ServiceState } from '../contracts/protocol.js';
+import { liveEventSchema, type LiveEvent } from '../contracts/records.js';
 import { sessionKeys } from '../contracts/keys.js';
-import { subscribe, unsubscribe } from '../store/pubsub.js';
-import type { RedisClient } from '../store/redis.js';
+import { subscribe, unsubscribe, type ChannelListener, type Subscriber } from '../store/pubsub.js';
 import type { Logger } from '../shared/logger.js';
 
 export interface LiveListener {
@@ -18,10 +18,17 @@ export interface LiveListener {
   onServiceState(state: ServiceState): void;
 }
 
+/** The hub's subscriber connection: its commands, and the events that say it may have missed messages. */
+export interface HubSubscriber extends Subscriber {
+  readonly isReady: boolean;
+  /** 'node-ready': a cluster client's node connection (a cluster client has no 'ready' of its own). */
+  on(event: 'ready' | 'node-ready', listener: () => void): unknown;
+}
+
 interface SessionChannel {
   readonly listeners: Set<LiveListener>;
   /** One function per channel, so unsubscribing names it (see remove). */
-  readonly onMessage: (message: string) => void;
+  readonly onMessage: ChannelListener;
   /** Settles when Redis confirmed the subscription: a socket may only read its position after. */
   readonly subscribed: Promise<void>;
 }
@@ -31,8 +38,8 @@ export class LiveHub {
   private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: RedisClient,
-    private readonly subscriber: RedisClient,
+    private readonly redis: { exists(key: string): Promise<number> },
+    private readonly subscriber: HubSubscriber,
     private readonly prefix: string,
     private readonly logger: Logger,
     sweepIntervalMs: number,
@@ -53,7 +60,7 @@ export class LiveHub {
     // subscriptions move to a promoted replica after a failover over a new connection, so every
     // node connection that becomes ready may follow a gap (a spare read while the cluster starts).
     if (sharded) {
-      (subscriber as unknown as { on(event: 'node-ready', listener: () => void): void }).on('node-ready', () => {
+      subscriber.on('node-ready', () => {
         this.confirmSubscriptions()
           .then(() => this.resyncAll())
           .catch((error: unknown) => this.logger.warn({ err: error }, 'resubscribing after a node reconnect failed'));
@@ -87,7 +94,7 @@ export class LiveHub {
   async add(token: string, listener: LiveListener): Promise<void> {
     let channel = this.sessions.get(token);
     if (channel === undefined) {
-      const onMessage = (message: string) => this.fanOut(token, message);
+      const onMessage = (message: string | Buffer) => this.fanOut(token, message.toString());
       const subscribed = subscribe(this.subscriber, sessionKeys(this.prefix, token).live, onMessage, this.sharded);
       channel = { listeners: new Set(), onMessage, subscribed };
       this.sessions.set(token, channel);

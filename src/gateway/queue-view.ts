@@ -9,8 +9,9 @@
  */
 import { z } from 'zod';
 import { compareEventIds } from '../contracts/event-ids.js';
-import { workerCapacitySchema } from '../contracts/protocol.js';
-import type { RedisClient } from '../store/redis.js';
+import { workerCapacitySchema } from '../contracts/records.js';
+import { lastDelivered, type GroupRedis } from '../store/queue.js';
+import { streamRangeSchema, stringMapSchema } from '../store/replies.js';
 
 const REFRESH_MS = 1000;
 /** Unread entries looked at: positions past this many are reported as this many. */
@@ -27,11 +28,17 @@ export interface QueueSnapshot {
 
 const entryFields = z.object({ t: z.string() });
 
+/** The commands the queue view reads with. */
+export interface QueueViewRedis extends GroupRedis {
+  xRange(key: string, start: string, end: string, options: { COUNT: number }): Promise<unknown>;
+  hGetAll(key: string): Promise<unknown>;
+}
+
 export class QueueView {
   private cached: { at: number; snapshot: Promise<QueueSnapshot> } | undefined;
 
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: QueueViewRedis,
     /** The queue partitions' streams (all of them: a session stands in line across partitions). */
     private readonly keys: { queues: readonly string[]; group: string; capacity: string },
   ) {}
@@ -52,7 +59,7 @@ export class QueueView {
     const newest = new Map<string, string>();
     for (const { token, id } of unread.flat().sort((a, b) => compareEventIds(a.id, b.id))) newest.set(token, id);
     const positions = new Map([...newest].sort((a, b) => compareEventIds(a[1], b[1])).map(([token], index) => [token, index + 1] as const));
-    const { slots, answerMs } = capacityOf(Object.values(reports));
+    const { slots, answerMs } = capacityOf(Object.values(stringMapSchema.parse(reports)));
     return {
       positions,
       estimateMs: (position) => (slots === 0 || answerMs === 0 ? undefined : Math.ceil(position / slots) * answerMs),
@@ -61,23 +68,12 @@ export class QueueView {
 
   /** The entries of one partition that no worker has read yet: (session, entry id). */
   private async unread(queue: string): Promise<Array<{ token: string; id: string }>> {
-    const lastRead = await this.lastDelivered(queue);
+    const lastRead = await lastDelivered(this.redis, queue, this.keys.group).catch(() => undefined); // no queue yet
     const entries = await this.redis.xRange(queue, lastRead === undefined ? '-' : `(${lastRead}`, '+', { COUNT: SCAN_LIMIT });
-    return (entries ?? []).flatMap((entry) => {
+    return streamRangeSchema.parse(entries).flatMap((entry) => {
       const fields = entryFields.safeParse(entry.message);
       return fields.success ? [{ token: fields.data.t, id: entry.id }] : [];
     });
-  }
-
-  /** The id of the newest entry any worker has read; undefined before workers made the group. */
-  private async lastDelivered(queue: string): Promise<string | undefined> {
-    try {
-      const groups = await this.redis.xInfoGroups(queue);
-      const group = groups.find((candidate) => String(candidate.name) === this.keys.group);
-      return group === undefined ? undefined : String(group['last-delivered-id']);
-    } catch {
-      return undefined; // no queue yet
-    }
   }
 }
 

@@ -3,19 +3,22 @@
  * behind a plain load balancer; everything about a session lives in Redis.
  */
 import { existsSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import fastifyStatic from '@fastify/static';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
-import { AuthError, ErrorCodes } from '../contracts/errors.js';
+import { AuthError, ErrorCodes, type ErrorCode } from '../contracts/errors.js';
 import { globalKeys, queuePartitions } from '../contracts/keys.js';
-import { CLOSE_GOING_AWAY } from '../contracts/protocol.js';
+import { CLOSE_GOING_AWAY } from '../contracts/wire.js';
 import { AccountStore } from '../store/account-store.js';
-import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
-import { SessionStore } from '../store/session-store.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisConnection } from '../store/redis.js';
+import { ConversationStore } from '../store/conversation-store.js';
+import { PersonData } from '../store/person-data.js';
+import { SessionStore, sessionStoreOptions } from '../store/session-store.js';
 import { SocketRegistry } from '../store/socket-registry.js';
 import { ServiceUnavailableError } from '../shared/deadline.js';
 import { safeError, type Logger } from '../shared/logger.js';
@@ -23,6 +26,8 @@ import { redisProblems, startMetricsServer, type MetricsServer } from '../shared
 import { Identity } from './auth/identity.js';
 import { registerOidcRoutes } from './auth/oidc.js';
 import { registerAuthRoutes } from './auth/routes.js';
+import { registerConversationRoutes } from './conversation-routes.js';
+import { registerPersonRoutes } from './person-routes.js';
 import { INVALID_NAME, registerRoutes } from './http-routes.js';
 import { createLimits, retryAfterSeconds } from './limits.js';
 import { LiveHub } from './live-hub.js';
@@ -50,6 +55,12 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     trustProxy: config.trustProxy,
+    // A URL the router cannot read (a broken %-escape, an over-long path segment) is answered in
+    // the API's shape, not Fastify's own {"error","code","message"}.
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      void reply.code(status).send({ detail: 'The request URL could not be read', ...apiCode(request.url, ErrorCodes.invalidRequest) });
+    },
   });
   // JSON is UTF-8 (RFC 8259): invalid bytes are refused rather than turned into U+FFFD, so a
   // name is stored as given or not at all.
@@ -62,8 +73,8 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
       done(Object.assign(new Error('The request body is not valid JSON'), { statusCode: 400 }), undefined);
     }
   });
-  // Bodies of any other type carry nothing Parley reads (the original API takes the name from the
-  // query string): accept and ignore them, so `POST /token?name=Ada` works whatever content type a
+  // Bodies of any other type carry nothing Parley reads (POST /token also takes the name from the
+  // query string, see docs/protocol.md, "Compatibility"): accept and ignore them, so `POST /token?name=Ada` works whatever content type a
   // client sends (curl -d '', HTML forms, jQuery's $.post all send form-urlencoded).
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -78,13 +89,16 @@ function buildHttp(config: Config, logger: Logger): FastifyInstance {
     // Redacted: an error may quote the request URL, token included.
     if (status === 500) request.log.error({ err: safeError(error) }, 'request failed');
     if (status < 500 && request.url.startsWith('/token')) return reply.code(400).send(INVALID_NAME);
-    // Parley's own API answers with a stable code next to the text (docs/protocol.md).
     const code = status === 500 ? ErrorCodes.internal : ErrorCodes.invalidRequest;
-    const coded = request.url.startsWith('/api/v1/') ? { code } : {};
-    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message, ...coded });
+    return reply.code(status).send({ detail: status === 500 ? 'Internal server error' : error.message, ...apiCode(request.url, code) });
   });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ detail: 'Not Found' }));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ detail: 'Not Found', ...apiCode(request.url, ErrorCodes.notFound) }));
   return app;
+}
+
+/** Parley's own API answers with a stable code next to the text (docs/protocol.md); the original's API never did. */
+function apiCode(url: string, code: ErrorCode): { code?: ErrorCode } {
+  return url.startsWith('/api/v1/') ? { code } : {};
 }
 
 /** One year, as browsers' preload lists expect; sent only where the browser reached us over TLS. */
@@ -163,7 +177,7 @@ function keepAlive(wss: WebSocketServer): NodeJS.Timeout {
  * not grow without bound: BullMQ's advice is maxmemory with the noeviction policy. Managed Redis
  * may refuse CONFIG GET; that is not worth a warning.
  */
-async function warnAboutEviction(redis: RedisClient, logger: Logger): Promise<void> {
+async function warnAboutEviction(redis: RedisConnection, logger: Logger): Promise<void> {
   try {
     const config = await redis.configGet(['maxmemory', 'maxmemory-policy']);
     if (config.maxmemory === '0') logger.warn('Redis has no maxmemory: a flood can grow it until the machine runs out of memory; set maxmemory');
@@ -180,15 +194,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const redis = await connectRedis(createRedisClient(config.redis, logger), config.redis);
   const subscriber = await connectRedis(duplicateClient(redis, logger), config.redis);
   const metrics = new GatewayMetrics();
-  const store = new SessionStore(redis, {
-    prefix: config.keyPrefix,
-    sessionTtlSeconds: config.sessionTtlSeconds,
-    eventsMaxLen: config.eventsMaxLen,
-    maxPendingPerSession: config.maxPendingPerSession,
-    shardedPubSub: config.redis.cluster,
-    historyMaxRecords: config.historyMaxRecords,
-    refreshMaxMessages: config.refreshMaxMessages,
-  });
+  const store = new SessionStore(redis, sessionStoreOptions(config));
   const limits = createLimits(redis, config.keyPrefix, config.rateLimits);
   const keys = globalKeys(config.keyPrefix);
   const partitions = queuePartitions(config.keyPrefix, config.queuePartitions);
@@ -199,6 +205,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   await registerWeb(app, config);
   const accounts = new AccountStore(redis, { prefix: config.keyPrefix, sessionDays: config.auth.sessionDays });
   const identity = await Identity.attach(app, accounts, config.requestDeadlineMs);
+  const viewerOf = async (headers: IncomingHttpHeaders) => (await identity.resolvePerson(headers))?.person.id ?? null;
+  const conversations = new ConversationStore(redis, store, config.keyPrefix);
   const health = new RedisHealth(() => redis.ping(), (state) => hub.announce(state), logger);
   health.start();
   const readiness = () => redisProblems(() => redis.ping());
@@ -212,9 +220,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     metricsToken: config.metricsToken,
     limitSessions: limits.sessions,
     anonymous: config.auth.anonymous,
+    viewerOf,
   });
   registerAuthRoutes(app, { accounts, identity, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs });
   registerOidcRoutes(app, { accounts, auth: config.auth, limits, deadlineMs: config.requestDeadlineMs, logger });
+  registerConversationRoutes(app, { conversations, identity, limitCreate: limits.sessions, deadlineMs: config.requestDeadlineMs });
+  registerPersonRoutes(app, { personData: new PersonData(redis, accounts, conversations, config.keyPrefix), identity, auth: config.auth });
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -224,6 +235,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const heartbeat = keepAlive(wss);
   routeUpgrades(app.server, wss, {
     store,
+    conversations,
     redis,
     hub,
     partitions,

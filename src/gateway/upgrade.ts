@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocketServer } from 'ws';
 import { isValidToken } from '../contracts/keys.js';
-import { CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../contracts/protocol.js';
+import { CLOSE_UNAUTHENTICATED, STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../contracts/wire.js';
 import { safeError, type Logger } from '../shared/logger.js';
 import { ChatConnection, type ChatDependencies } from './chat-socket.js';
 import { retryAfterSeconds, upgradeAddress } from './limits.js';
@@ -50,7 +50,7 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return text?.split(',')[0]?.trim();
 }
 
-/** The token from `?token=` (the original API) or from the subprotocol `parley.token.<token>`. */
+/** The token from `?token=` (plain-mode clients) or from the subprotocol `parley.token.<token>`. */
 export function requestToken(request: IncomingMessage, query: URLSearchParams): string | null {
   const fromQuery = query.get('token');
   if (fromQuery !== null) return fromQuery;
@@ -62,7 +62,7 @@ export function requestToken(request: IncomingMessage, query: URLSearchParams): 
 /**
  * OWASP's WebSocket advice: check Origin at the handshake, because browsers send cookies-free but
  * ambient requests from any page. Browsers of the same origin and clients that send no Origin
- * (native apps, the original's Python client) are accepted; other sites only when listed.
+ * (native apps, scripts) are accepted; other sites only when listed.
  */
 export class OriginPolicy {
   private readonly logged = new Set<string>();

@@ -12,16 +12,10 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { backoffDelay } from '../contracts/backoff.js';
 import { ErrorCodes, ModelError, type ErrorCode } from '../contracts/errors.js';
 import type { ModelConfig } from '../config/config.js';
-import type { ChatTurn, GenerateRequest, ModelProvider } from './provider.js';
-
-/** The subset of a logger the provider needs; a pino Logger fits. */
-export interface ProviderLogger {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
+import { describeCause, type ChatTurn, type GenerateRequest, type ModelProvider, type ProviderLogger } from './provider.js';
 
 export interface OpenAIProviderOptions {
   /** First retry waits about this long (ms); each further retry doubles it. Default 500. */
@@ -266,18 +260,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-/** The innermost cause of a request failure ("connect ECONNREFUSED 127.0.0.1:9" beats "fetch failed"). */
-function describeFailure(error: unknown): string {
-  let current: unknown = error;
-  let text = 'unknown error';
-  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
-    const code = (current as { code?: unknown }).code;
-    text = typeof code === 'string' && !current.message.includes(code) ? `${code}: ${current.message}` : current.message;
-    current = current.cause;
-  }
-  return text;
-}
-
 function truncate(text: string, max = MAX_DETAIL_CHARS): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
@@ -394,7 +376,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
         return;
       } catch (error) {
         if (request.signal.aborted) return;
-        const failure = error instanceof ModelError ? error : this.fail(ErrorCodes.modelFailed, describeFailure(error));
+        const failure = error instanceof ModelError ? error : this.fail(ErrorCodes.modelFailed, describeCause(error));
         const delay = attempt === 1 && !progress.responded && isStaleConnection(failure.cause) ? 0 : this.retryDelay(attempt, failure.retryAfterMs);
         const mayRetry = failure.retryable && !progress.yielded && !this.closed && attempt <= this.config.maxRetries;
         if (!mayRetry || Date.now() + delay >= deadline) throw this.finalError(failure, attempt, progress.yielded);
@@ -451,7 +433,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
     if (this.closed) return this.shuttingDown();
     if (watchdog.expired !== undefined) return this.timeoutError(watchdog.expired);
     if (error instanceof ModelError) return error;
-    const reason = describeFailure(error);
+    const reason = describeCause(error);
     if (progress.responded) {
       // Retryable only while nothing was yielded; the retry loop checks that.
       return this.fail(ErrorCodes.modelFailed, `The model stream ended before the answer was complete (${reason})`, true, undefined, error);
@@ -656,11 +638,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return new ModelError(code, safe, retryable, retryAfterMs, cause === undefined ? undefined : { cause });
   }
 
-  /** Exponential backoff with jitter (half fixed, half random); Retry-After wins when longer. */
+  /** The shared backoff (attempt 1 = the first retry); Retry-After wins when longer. */
   private retryDelay(attempt: number, retryAfterMs: number | undefined): number {
-    const exponential = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
-    const jittered = Math.round(exponential / 2 + (this.random() * exponential) / 2);
-    return Math.max(jittered, retryAfterMs ?? 0);
+    const delay = backoffDelay(attempt - 1, this.random, { baseMs: this.retryBaseMs, maxMs: this.retryMaxMs });
+    return Math.max(delay, retryAfterMs ?? 0);
   }
 
   private requestBody(turns: readonly ChatTurn[]): Record<string, unknown> {
@@ -736,7 +717,7 @@ export class OpenAICompatibleProvider implements ModelProvider {
       }
     } catch (error) {
       if (!this.closed) {
-        this.logger.warn({ provider: this.name, reason: this.fail(ErrorCodes.modelUnavailable, describeFailure(error)).message }, 'language model API not reachable yet (GET /models failed); requests will retry');
+        this.logger.warn({ provider: this.name, reason: this.fail(ErrorCodes.modelUnavailable, describeCause(error)).message }, 'language model API not reachable yet (GET /models failed); requests will retry');
       }
     } finally {
       clearTimeout(timer);

@@ -27,3 +27,25 @@ export interface ModelProvider {
   /** Frees the model; pending generations are aborted. */
   close(): Promise<void>;
 }
+
+/** The subset of a logger a provider needs; a pino Logger fits. */
+export interface ProviderLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+/**
+ * What went wrong, from an error down its causes: fetch and undici say only "fetch failed" or
+ * "other side closed"; the reason ("connect ECONNREFUSED 127.0.0.1:9") is in the cause chain.
+ * A cause's code is named where its message does not say it.
+ */
+export function describeCause(error: unknown): string {
+  const parts: string[] = [];
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    const text = typeof code === 'string' && !current.message.includes(code) ? `${code}: ${current.message}` : current.message;
+    if (text !== '' && !parts.includes(text)) parts.push(text);
+  }
+  return parts.length === 0 ? String(error) : parts.join(': ');
+}

@@ -14,8 +14,30 @@ import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, ErrorCodes } from '../contracts/errors.js';
 import { accountIndexKeys, accountKeys, isValidAccountId } from '../contracts/keys.js';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.js';
-import type { RedisClient } from './redis.js';
-import { loadScript, runScript } from './scripts.js';
+import { stringMapSchema } from './replies.js';
+import { loadScript, runScript, type ScriptRedis } from './scripts.js';
+
+/** The commands the account store uses. */
+export interface AccountStoreRedis extends ScriptRedis {
+  get(key: string): Promise<string | null>;
+  getDel(key: string): Promise<string | null>;
+  set(key: string, value: string, options?: { condition?: 'NX'; expiration?: { type: 'EX'; value: number } }): Promise<string | null>;
+  hGet(key: string, field: string): Promise<string | null>;
+  hGetAll(key: string): Promise<unknown>;
+  hSet(key: string, fields: Record<string, string>): Promise<unknown>;
+  zAdd(key: string, member: { score: number; value: string }): Promise<unknown>;
+  zRange(key: string, start: number, stop: number): Promise<string[]>;
+  zRem(key: string, members: string | string[]): Promise<unknown>;
+  unlink(keys: string[]): Promise<unknown>;
+  multi(): AccountTransaction;
+}
+
+/** The MULTIs that end auth sessions. */
+export interface AccountTransaction {
+  unlink(keys: string | string[]): AccountTransaction;
+  zRem(key: string, members: string | string[]): AccountTransaction;
+  exec(): Promise<unknown>;
+}
 
 export interface Account {
   readonly id: string;
@@ -91,7 +113,7 @@ export class AccountStore {
   private readonly index: ReturnType<typeof accountIndexKeys>;
 
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: AccountStoreRedis,
     private readonly options: AccountStoreOptions,
   ) {
     this.index = accountIndexKeys(options.prefix);
@@ -166,7 +188,7 @@ export class AccountStore {
 
   async get(accountId: string): Promise<Account | null> {
     if (!isValidAccountId(accountId)) return null;
-    const fields = await this.redis.hGetAll(accountKeys(this.options.prefix, accountId).account);
+    const fields = stringMapSchema.parse(await this.redis.hGetAll(accountKeys(this.options.prefix, accountId).account));
     return fields.username === undefined ? null : toAccount(accountId, fields);
   }
 
@@ -224,7 +246,7 @@ export class AccountStore {
   async delete(accountId: string): Promise<boolean> {
     if (!isValidAccountId(accountId)) return false;
     const keys = accountKeys(this.options.prefix, accountId);
-    const fields = await this.redis.hGetAll(keys.account);
+    const fields = stringMapSchema.parse(await this.redis.hGetAll(keys.account));
     if (fields.username === undefined) return false;
     // Disabled first: from here on no session of it resolves and none can start.
     await this.setDisabled(accountId, true);

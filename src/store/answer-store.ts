@@ -6,9 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { userErrorText, type ErrorCode } from '../contracts/errors.js';
+import { ancestry } from '../contracts/branches.js';
 import { sessionKeys } from '../contracts/keys.js';
-import { messageRecordSchema, type AnswerEvent, type MessageRecord, type TurnError } from '../contracts/protocol.js';
-import type { RedisClient } from './redis.js';
+import { messageRecordSchema, type AnswerEvent, type MessageRecord } from '../contracts/protocol.js';
+import type { TurnError } from '../contracts/records.js';
 import { compareEventIds } from '../contracts/event-ids.js';
 import {
   appendDelta,
@@ -18,9 +19,17 @@ import {
   renewLease,
   runSessionScript,
   startTurn,
+  type ScriptRedis,
   type SessionScript,
   type SessionScriptOptions,
 } from './scripts.js';
+
+/** The commands the worker's answer store uses. */
+export interface AnswerStoreRedis extends ScriptRedis {
+  set(key: string, value: string, options: { condition: 'NX'; expiration: { type: 'PX'; value: number } }): Promise<string | null>;
+  hmGet(key: string, fields: string[]): Promise<Array<string | null>>;
+  lRange(key: string, start: number, stop: number): Promise<string[]>;
+}
 
 export interface AnswerStoreOptions extends SessionScriptOptions {
   readonly leaseMs: number;
@@ -62,7 +71,7 @@ export class AnswerStore {
   private readonly parsedRecords = new Map<string, MessageRecord | null>();
 
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: AnswerStoreRedis,
     private readonly options: AnswerStoreOptions,
   ) {}
 
@@ -117,11 +126,30 @@ export class AnswerStore {
     const reply = await this.run(startTurn, token, [owner, String(this.options.historyRecords)]);
     const simple = bareStatus.safeParse(reply);
     if (simple.success) return { status: simple.data[0] === 'stale' ? 'lost' : simple.data[0] };
-    const [, turn, attempt, cancelled, raw] = startReply.parse(reply);
+    const [, turn, attempt, cancelled, newest] = startReply.parse(reply);
+    const raw = await this.wholeBranch(token, turn, newest);
     // A record we cannot read is left out rather than failing the turn forever: every retry would
     // hit it again. The drain reports it, and fails the turn itself only if its question is lost.
     const history = raw.flatMap((record) => this.parseRecord(record) ?? []);
     return { status: 'ok', turn, attempt, cancelled: cancelled === 1, history, malformedRecords: raw.length - history.length };
+  }
+
+  /**
+   * The newest records hold enough of a turn's branch (as much as a prompt window takes, as in a
+   * conversation without branches) unless the person went back to an old branch (a switch, or an
+   * edit far up) after many turns elsewhere: then few of the turn's ancestors are among them, and
+   * all stored records are read (at most HISTORY_MAX_RECORDS; records never change once written,
+   * so this read needs no atomicity with startTurn).
+   */
+  private async wholeBranch(token: string, turn: number, newest: string[]): Promise<string[]> {
+    if (newest.length < this.options.historyRecords) return newest;
+    const branch = ancestry(
+      newest.flatMap((record) => this.parseRecord(record) ?? []),
+      turn,
+    );
+    // Without branches about half the records are ancestors (a question and its answer each).
+    if (branch.complete || branch.turns.length >= this.options.historyRecords / 4) return newest;
+    return this.redis.lRange(sessionKeys(this.options.prefix, token).messages, 0, -1);
   }
 
   /**

@@ -7,8 +7,8 @@
 import { z } from 'zod';
 import { compareEventIds } from '../contracts/event-ids.js';
 import { isValidToken, type QueuePartition } from '../contracts/keys.js';
-import type { RedisClient } from './redis.js';
-import { forgetUnanswered, runScript } from './scripts.js';
+import { autoClaimSchema, groupsSchema, pendingSummarySchema, scoredMembersSchema, streamRangeSchema, streamReadSchema, type StreamEntry } from './replies.js';
+import { forgetUnanswered, runScript, type ScriptRedis } from './scripts.js';
 
 export interface QueueEntry {
   readonly id: string;
@@ -16,10 +16,8 @@ export interface QueueEntry {
 }
 
 const entrySchema = z.object({ t: z.string().refine(isValidToken, 'a session token') });
-/** XREADGROUP's reply: built once (a zod schema is costly to build, and a worker reads all the time). */
-const readReplySchema = z.array(z.object({ messages: z.array(z.any()) })).nullable();
 
-function toEntries(messages: ReadonlyArray<{ id: string; message: Record<string, string> } | null>): {
+function toEntries(messages: ReadonlyArray<StreamEntry | null>): {
   valid: QueueEntry[];
   invalid: string[];
 } {
@@ -34,13 +32,50 @@ function toEntries(messages: ReadonlyArray<{ id: string; message: Record<string,
   return { valid, invalid };
 }
 
+/** The commands the gateway uses to wake workers. */
+export interface WakeUpRedis {
+  xAdd(key: string, id: string, message: Record<string, string>): Promise<string>;
+  zAdd(key: string, member: { score: number; value: string }): Promise<unknown>;
+}
+
+/** The commands of the workers' sweep over the unanswered notes. */
+export interface SweepRedis extends ScriptRedis {
+  zRangeByScoreWithScores(key: string, min: string, max: number, options: { LIMIT: { offset: number; count: number } }): Promise<unknown>;
+}
+
+/** The commands to look at a queue's consumer group. */
+export interface GroupRedis {
+  xInfoGroups(key: string): Promise<unknown>;
+}
+
+/** The id of the newest entry the group has handed out; undefined when there is no such group. */
+export async function lastDelivered(redis: GroupRedis, queueKey: string, group: string): Promise<string | undefined> {
+  const groups = groupsSchema.parse(await redis.xInfoGroups(queueKey));
+  return groups.find((candidate) => candidate.name === group)?.['last-delivered-id'];
+}
+
+/** The commands of a worker's side of the queue (blocking reads go to a QueueReader). */
+export interface QueueRedis extends GroupRedis {
+  xGroupCreate(key: string, group: string, id: string, options: { MKSTREAM: boolean }): Promise<unknown>;
+  xAutoClaim(key: string, group: string, consumer: string, minIdleMs: number, start: string, options: { COUNT: number }): Promise<unknown>;
+  xClaimJustId(key: string, group: string, consumer: string, minIdleMs: number, ids: string[]): Promise<unknown>;
+  xAck(key: string, group: string, ids: string[]): Promise<unknown>;
+  xRevRange(key: string, end: string, start: string, options: { COUNT: number }): Promise<unknown>;
+  xPending(key: string, group: string): Promise<unknown>;
+  xTrim(key: string, strategy: 'MINID', threshold: string, options: { strategyModifier: '~' }): Promise<unknown>;
+}
+
+export interface QueueReader {
+  xReadGroup(group: string, consumer: string, stream: { key: string; id: string }, options: { COUNT: number; BLOCK: number }): Promise<unknown>;
+}
+
 /** Wakes a worker for the session; returns the entry's id. */
-export async function enqueue(redis: RedisClient, queueKey: string, token: string): Promise<string> {
+export async function enqueue(redis: WakeUpRedis, queueKey: string, token: string): Promise<string> {
   return redis.xAdd(queueKey, '*', { t: token });
 }
 
 /** Notes that the session may have an unanswered turn (see GlobalKeys.unanswered). */
-export async function markUnanswered(redis: RedisClient, unansweredKey: string, token: string): Promise<void> {
+export async function markUnanswered(redis: WakeUpRedis, unansweredKey: string, token: string): Promise<void> {
   await redis.zAdd(unansweredKey, { score: Date.now(), value: token });
 }
 
@@ -51,9 +86,9 @@ export interface UnansweredNote {
 }
 
 /** Sessions noted as unanswered before `olderThan` (ms), oldest first, from the `offset`-th on. */
-async function unansweredBefore(redis: RedisClient, unansweredKey: string, olderThan: number, offset: number, count: number): Promise<UnansweredNote[]> {
+async function unansweredBefore(redis: SweepRedis, unansweredKey: string, olderThan: number, offset: number, count: number): Promise<UnansweredNote[]> {
   const reply = await redis.zRangeByScoreWithScores(unansweredKey, '-inf', olderThan, { LIMIT: { offset, count } });
-  return reply.map(({ value, score }) => ({ token: String(value), notedAt: score }));
+  return scoredMembersSchema.parse(reply).map(({ value, score }) => ({ token: value, notedAt: score }));
 }
 
 /**
@@ -64,7 +99,7 @@ async function unansweredBefore(redis: RedisClient, unansweredKey: string, older
  * Returns how many notes were visited.
  */
 export async function sweepUnanswered(
-  redis: RedisClient,
+  redis: SweepRedis,
   unansweredKey: string,
   olderThan: number,
   batch: number,
@@ -82,15 +117,15 @@ export async function sweepUnanswered(
 }
 
 /** Forgets the note unless the session was noted again since it was read; true when forgotten. */
-export async function forgetNote(redis: RedisClient, unansweredKey: string, note: UnansweredNote): Promise<boolean> {
+export async function forgetNote(redis: SweepRedis, unansweredKey: string, note: UnansweredNote): Promise<boolean> {
   return (await runScript(redis, forgetUnanswered, [unansweredKey], [note.token, String(note.notedAt)])).reply === 1;
 }
 
 /** Worker side of the queue. `reader` must be a connection of its own: XREADGROUP blocks. */
 export class QueueConsumer {
   constructor(
-    private readonly redis: RedisClient,
-    private readonly reader: RedisClient,
+    private readonly redis: QueueRedis,
+    private readonly reader: QueueReader,
     private readonly queueKey: string,
     private readonly group: string,
     readonly consumer: string,
@@ -107,15 +142,13 @@ export class QueueConsumer {
   /** New entries, waiting up to blockMs. Malformed entries are acknowledged and dropped. */
   async read(count: number, blockMs: number): Promise<QueueEntry[]> {
     const reply = await this.reader.xReadGroup(this.group, this.consumer, { key: this.queueKey, id: '>' }, { COUNT: count, BLOCK: blockMs });
-    const streams = readReplySchema.parse(reply);
-    const messages = (streams ?? []).flatMap((stream) => stream.messages) as Array<{ id: string; message: Record<string, string> }>;
-    return this.keepValid(messages);
+    return this.keepValid((streamReadSchema.parse(reply) ?? []).flatMap((stream) => stream.messages));
   }
 
   /** Entries of consumers that stopped renewing them for minIdleMs (dead workers). */
   async claimAbandoned(minIdleMs: number, count: number): Promise<QueueEntry[]> {
     const reply = await this.redis.xAutoClaim(this.queueKey, this.group, this.consumer, minIdleMs, '0-0', { COUNT: count });
-    return this.keepValid(reply.messages as Array<{ id: string; message: Record<string, string> } | null>);
+    return this.keepValid(autoClaimSchema.parse(reply).messages);
   }
 
   /** Resets the idle time of entries this worker is still working on, so nobody claims them. */
@@ -151,26 +184,25 @@ export class QueueConsumer {
 
   /** The id of the group's last handed-out entry and of the newest entry. */
   private async readPosition(): Promise<{ delivered: string; newest: string | undefined }> {
-    const [groups, newest] = await Promise.all([this.redis.xInfoGroups(this.queueKey), this.redis.xRevRange(this.queueKey, '+', '-', { COUNT: 1 })]);
-    const group = groups.find((candidate) => String(candidate.name) === this.group);
-    return { delivered: String(group?.['last-delivered-id'] ?? '0-0'), newest: newest?.[0]?.id };
+    const [delivered, newest] = await Promise.all([
+      lastDelivered(this.redis, this.queueKey, this.group),
+      this.redis.xRevRange(this.queueKey, '+', '-', { COUNT: 1 }),
+    ]);
+    return { delivered: delivered ?? '0-0', newest: streamRangeSchema.parse(newest)[0]?.id };
   }
 
   /** Drops entries every consumer has acknowledged, so the queue stays as long as the backlog. */
   async trimAcknowledged(): Promise<void> {
-    const [groups, pending] = await Promise.all([
-      this.redis.xInfoGroups(this.queueKey),
+    const [delivered, pending] = await Promise.all([
+      lastDelivered(this.redis, this.queueKey, this.group),
       this.redis.xPending(this.queueKey, this.group),
     ]);
-    const group = groups.find((candidate) => String(candidate.name) === this.group);
-    if (group === undefined) return;
-    const lastDelivered = String(group['last-delivered-id']);
-    const oldestPending = pending.firstId === null ? null : String(pending.firstId);
-    const keepFrom = oldestPending ?? lastDelivered;
+    if (delivered === undefined) return;
+    const keepFrom = pendingSummarySchema.parse(pending).firstId ?? delivered;
     await this.redis.xTrim(this.queueKey, 'MINID', keepFrom, { strategyModifier: '~' });
   }
 
-  private async keepValid(messages: ReadonlyArray<{ id: string; message: Record<string, string> } | null>): Promise<QueueEntry[]> {
+  private async keepValid(messages: ReadonlyArray<StreamEntry | null>): Promise<QueueEntry[]> {
     const { valid, invalid } = toEntries(messages);
     await this.ack(invalid);
     return valid;
@@ -192,8 +224,8 @@ export class PartitionedQueue {
   private readonly consumers: readonly QueueConsumer[];
 
   constructor(
-    redis: RedisClient,
-    readers: readonly RedisClient[],
+    redis: QueueRedis,
+    readers: readonly QueueReader[],
     readonly partitions: readonly QueuePartition[],
     group: string,
     consumer: string,

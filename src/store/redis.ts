@@ -1,20 +1,22 @@
 /**
  * Redis connections. One command connection per process (node-redis pipelines everything over
  * it); blocking reads and pub/sub get their own duplicates, because a blocking command stalls
- * every other command queued on the same connection.
+ * every other command queued on the same connection. The stores do not take a connection's type:
+ * each names the few commands it uses in an interface of its own (as vercel's resumable-stream
+ * does), which a client for one Redis and a cluster client both satisfy.
  */
 import { createClient, createCluster } from 'redis';
 import type { RedisConfig } from '../config/config.js';
+import { backoffDelay, type BackoffOptions } from '../contracts/backoff.js';
+import { ErrorCodes, ParleyError } from '../contracts/errors.js';
 
 export interface RedisLogger {
   warn(object: object, message: string): void;
 }
 
-/** Reconnect with capped exponential backoff plus jitter, so a failover is not met by a storm. */
-function reconnectDelay(retries: number): number {
-  const capped = Math.min(5000, 100 * 2 ** Math.min(retries, 6));
-  return Math.round(capped / 2 + Math.random() * (capped / 2));
-}
+/** Reconnects from 0.1 s up to 5 s apart, with jitter, so a failover is not met by a storm. */
+const RECONNECT_BACKOFF: BackoffOptions = { baseMs: 100, maxMs: 5000 };
+const reconnectDelay = (retries: number) => backoffDelay(retries, Math.random, RECONNECT_BACKOFF);
 
 function clientOptions(config: RedisConfig) {
   return {
@@ -38,7 +40,6 @@ function createSingleNode(config: RedisConfig) {
   return createClient({ url: config.url, ...clientOptions(config) });
 }
 
-export type RedisClient = ReturnType<typeof createSingleNode>;
 
 /**
  * After a primary dies its connection keeps retrying the dead address; node-redis re-reads the
@@ -48,24 +49,28 @@ export type RedisClient = ReturnType<typeof createSingleNode>;
  */
 const CLUSTER_TOPOLOGY_REFRESH_MS = 1000;
 
+function createClusterClient(config: RedisConfig) {
+  return createCluster({
+    rootNodes: [{ url: config.url }],
+    defaults: clientOptions(config),
+    commandOptions: { timeout: 0 },
+    topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_TOPOLOGY_REFRESH_MS,
+    // Connect to a node on first use, not to every primary at once: a worker's queue readers
+    // and pub/sub connections (duplicates of this client) each use one or a few nodes.
+    minimizeConnections: true,
+  });
+}
+
 /**
  * A connection to one Redis, or to a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL = any node).
  * Parley uses the same commands on both — every multi-key command and script stays inside one
- * session's hash tag, and node-redis routes each by its first key — so a cluster client is used
- * through the single-node type; test/pipeline/cluster.test.ts runs the pipeline on a real cluster.
+ * session's hash tag, and node-redis routes each by its first key; test/pipeline/cluster.test.ts
+ * runs the pipeline on a real cluster.
  */
-export function createRedisClient(config: RedisConfig, logger?: RedisLogger): RedisClient {
-  const client = config.cluster
-    ? (createCluster({
-        rootNodes: [{ url: config.url }],
-        defaults: clientOptions(config),
-        commandOptions: { timeout: 0 },
-        topologyRefreshOnReconnectionAttemptStrategy: CLUSTER_TOPOLOGY_REFRESH_MS,
-        // Connect to a node on first use, not to every primary at once: a worker's queue readers
-        // and pub/sub connections (duplicates of this client) each use one or a few nodes.
-        minimizeConnections: true,
-      }) as unknown as RedisClient)
-    : createSingleNode(config);
+export type RedisConnection = ReturnType<typeof createSingleNode> | ReturnType<typeof createClusterClient>;
+
+export function createRedisClient(config: RedisConfig, logger?: RedisLogger): RedisConnection {
+  const client = config.cluster ? createClusterClient(config) : createSingleNode(config);
   reportErrors(client, logger);
   return client;
 }
@@ -86,14 +91,14 @@ function reportErrors(client: { on(event: 'error', listener: (error: unknown) =>
 }
 
 /** A second connection with the same settings (for blocking reads or pub/sub), errors reported. */
-export function duplicateClient(client: RedisClient, logger?: RedisLogger): RedisClient {
+export function duplicateClient(client: RedisConnection, logger?: RedisLogger): RedisConnection {
   const copy = client.duplicate();
   reportErrors(copy, logger);
   return copy;
 }
 
 /** Connects and fails with a message that names where we tried to connect (without secrets). */
-export async function connectRedis(client: RedisClient, config: RedisConfig): Promise<RedisClient> {
+export async function connectRedis(client: RedisConnection, config: RedisConfig): Promise<RedisConnection> {
   try {
     await client.connect();
     return client;
@@ -101,7 +106,7 @@ export async function connectRedis(client: RedisClient, config: RedisConfig): Pr
     const where = new URL(config.url);
     where.password = '';
     where.username = '';
-    throw new Error(`Cannot connect to Redis at ${where.toString()}: ${error instanceof Error ? error.message : String(error)}`, {
+    throw new ParleyError(ErrorCodes.unavailable, `Cannot connect to Redis at ${where.toString()}: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
     });
   }

@@ -13,7 +13,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { sessionKeys } from '../contracts/keys.js';
-import type { RedisClient } from './redis.js';
 
 const LUA_DIR = new URL('./lua/', import.meta.url);
 const INCLUDE = /^--- @include "([\w-]+)"$/gm;
@@ -58,16 +57,11 @@ function sessionScript(file: string): SessionScript {
   return { ...lua, sharded: luaScript(lua.name, lua.source.replace(PUBLISH_LINE, "local PUBLISH = 'SPUBLISH'")) };
 }
 
-export const acceptMessage = sessionScript('accept-message');
-export const touchSession = sessionScript('touch-session');
-export const inspectSession = sessionScript('inspect-session');
-export const readSession = sessionScript('read-session');
-export const requestStop = sessionScript('request-stop');
-export const startTurn = sessionScript('start-turn');
-export const appendDelta = sessionScript('append-delta');
-export const finishTurn = sessionScript('finish-turn');
-export const markWake = sessionScript('mark-wake');
-export const renewLease = sessionScript('renew-lease');
+/** Every session script: `acceptMessage` is the file lua/accept-message.lua, and so on. */
+const SESSION_SCRIPT_NAMES = ['acceptMessage', 'touchSession', 'inspectSession', 'readSession', 'requestStop', 'startTurn', 'appendDelta', 'finishTurn', 'markWake', 'renewLease', 'switchBranch'] as const;
+const kebabCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+const sessionScripts = Object.fromEntries(SESSION_SCRIPT_NAMES.map((name) => [name, sessionScript(kebabCase(name))])) as Record<(typeof SESSION_SCRIPT_NAMES)[number], SessionScript>;
+export const { acceptMessage, touchSession, inspectSession, readSession, requestStop, startTurn, appendDelta, finishTurn, markWake, renewLease, switchBranch } = sessionScripts;
 export const forgetUnanswered = loadScript('forget-unanswered');
 
 export interface ScriptReply {
@@ -79,8 +73,19 @@ export interface ScriptReply {
   readonly resent: boolean;
 }
 
+export interface ScriptArguments {
+  keys: string[];
+  arguments: string[];
+}
+
+/** The commands scripts need: a client for one Redis or a cluster client. */
+export interface ScriptRedis {
+  evalSha(sha: string, options: ScriptArguments): Promise<unknown>;
+  eval(source: string, options: ScriptArguments): Promise<unknown>;
+}
+
 /** Runs a script by SHA, sending its source when Redis does not have it cached. */
-export async function runScript(client: RedisClient, lua: LuaScript, keys: readonly string[], args: readonly string[]): Promise<ScriptReply> {
+export async function runScript(client: ScriptRedis, lua: LuaScript, keys: readonly string[], args: readonly string[]): Promise<ScriptReply> {
   const options = { keys: [...keys], arguments: [...args] };
   try {
     return { reply: await client.evalSha(lua.sha, options), resent: false };
@@ -105,7 +110,7 @@ export interface SessionScriptOptions {
  * `extraKeys` after them for the scripts that document one.
  */
 export function runSessionScript(
-  client: RedisClient,
+  client: ScriptRedis,
   options: SessionScriptOptions,
   lua: SessionScript,
   token: string,

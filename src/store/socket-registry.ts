@@ -4,7 +4,7 @@
  * its sockets fall out after STALE_AFTER_MS instead of holding the session's places for ever.
  */
 import { sessionKeys } from '../contracts/keys.js';
-import type { RedisClient } from './redis.js';
+import type { PlacesRedis } from './address-slots.js';
 import { loadScript, runScript } from './scripts.js';
 
 /** How often a gateway renews its sockets, and after how long an unrenewed one no longer counts. */
@@ -15,7 +15,7 @@ const joinSocket = loadScript('join-socket');
 
 export class SocketRegistry {
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: PlacesRedis,
     private readonly options: { prefix: string; maxPerSession: number; sessionTtlSeconds: number },
   ) {}
 

@@ -35,7 +35,7 @@ export class DeltaBatcher {
   }
 
   /** Waits for writes in flight and hands back what was never written (for the final commit). */
-  async drain(): Promise<string> {
+  async finish(): Promise<string> {
     this.clearTimer();
     await this.inFlight;
     if (this.failure !== undefined) throw this.failure;

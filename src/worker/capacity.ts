@@ -4,18 +4,23 @@
  * queue wait estimates (queued frames, admission control); a report older than a few intervals is
  * of a worker that stopped, and a stopping worker removes its own.
  */
-import type { WorkerCapacity } from '../contracts/protocol.js';
-import type { RedisClient } from '../store/redis.js';
+import type { WorkerCapacity } from '../contracts/records.js';
 
 export const CAPACITY_REPORT_MS = 2000;
 /** Weight of the newest answer in the moving average: recent speed matters, one outlier little. */
 const SMOOTHING = 0.2;
 
+/** The commands a capacity report takes. */
+export interface CapacityRedis {
+  hSet(key: string, field: string, value: string): Promise<unknown>;
+  hDel(key: string, field: string): Promise<unknown>;
+}
+
 export class CapacityReporter {
   private answerMs = 0;
 
   constructor(
-    private readonly redis: RedisClient,
+    private readonly redis: CapacityRedis,
     private readonly key: string,
     private readonly consumer: string,
     private readonly slots: number,

@@ -160,11 +160,11 @@ export class SessionDrain {
       }
       if (first !== undefined) this.deps.metrics?.generated((first - asked) / 1000, text.length, (performance.now() - first) / 1000);
     } catch (error) {
-      if (!controller.signal.aborted) failure = this.describeFailure(turn, error);
+      if (!controller.signal.aborted) failure = this.outcomeOfFailure(turn, error);
     } finally {
       this.generation = undefined;
     }
-    const unflushed = await batcher.drain();
+    const unflushed = await batcher.finish();
     if (this.leaseLost || (controller.signal.aborted && !this.stopRequested)) return null;
     if (failure !== undefined) return { outcome: failure, unflushed: '' };
     if (this.stopRequested) return { outcome: { kind: 'answer', text, stopped: true }, unflushed };
@@ -174,7 +174,7 @@ export class SessionDrain {
     return { outcome: { kind: 'answer', text, stopped: false }, unflushed };
   }
 
-  private describeFailure(turn: number, error: unknown): TurnOutcome {
+  private outcomeOfFailure(turn: number, error: unknown): TurnOutcome {
     if (error instanceof ParleyError) return this.failed(turn, error.code, error.message);
     return this.failed(turn, ErrorCodes.internal, 'the answer failed unexpectedly', error);
   }

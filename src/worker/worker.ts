@@ -12,9 +12,9 @@ import type { ModelProvider } from '../providers/provider.js';
 import { UnavailableProvider } from '../providers/unavailable.js';
 import { AddressSlots } from '../store/address-slots.js';
 import { AnswerStore } from '../store/answer-store.js';
-import { subscribe } from '../store/pubsub.js';
+import { subscribe, unsubscribe, type ChannelListener } from '../store/pubsub.js';
 import { enqueue, forgetNote, PartitionedQueue, sweepUnanswered, type PartitionEntry, type UnansweredNote } from '../store/queue.js';
-import { connectRedis, createRedisClient, duplicateClient, type RedisClient } from '../store/redis.js';
+import { connectRedis, createRedisClient, duplicateClient, type RedisConnection } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
 import { CAPACITY_REPORT_MS, CapacityReporter } from './capacity.js';
@@ -71,9 +71,9 @@ class Worker {
     private readonly config: Config,
     private readonly provider: ModelProvider,
     private readonly logger: Logger,
-    private readonly redis: RedisClient,
-    private readonly readers: readonly RedisClient[],
-    private readonly subscriber: RedisClient,
+    private readonly redis: RedisConnection,
+    private readonly readers: readonly RedisConnection[],
+    private readonly subscriber: RedisConnection,
     private readonly metrics: WorkerMetrics,
   ) {
     this.keys = globalKeys(config.keyPrefix);
@@ -101,7 +101,7 @@ class Worker {
   async start(): Promise<void> {
     await this.queue.ensureGroups();
     await Promise.all(
-      this.partitions.map((partition) => subscribe(this.subscriber, partition.cancelChannel, (message) => this.onCancel(message), this.config.redis.cluster)),
+      this.partitions.map((partition) => subscribe(this.subscriber, partition.cancelChannel, this.onCancel, this.config.redis.cluster)),
     );
     this.every(Math.max(200, Math.floor(this.config.leaseMs / 3)), () => this.keepAlive());
     this.every(this.config.claimIntervalMs, () => this.claimAbandoned());
@@ -129,7 +129,9 @@ class Worker {
     for (const { drain } of this.active.values()) drain.handBack();
     await this.waitForDrains(this.config.shutdownGraceMs + 5000);
     await this.capacity.withdraw().catch(() => undefined);
-    await (this.config.redis.cluster ? this.subscriber.sUnsubscribe() : this.subscriber.unsubscribe()).catch(() => undefined);
+    await Promise.all(
+      this.partitions.map((partition) => unsubscribe(this.subscriber, partition.cancelChannel, this.onCancel, this.config.redis.cluster)),
+    ).catch(() => undefined);
     this.subscriber.destroy();
     this.redis.destroy();
     await this.provider.close();
@@ -363,10 +365,11 @@ class Worker {
     return false;
   }
 
-  private onCancel(message: string): void {
-    const [token = '', turn = ''] = message.split(' ');
+  /** One function, so stop() unsubscribes the very listener start() subscribed. */
+  private readonly onCancel: ChannelListener = (message) => {
+    const [token = '', turn = ''] = message.toString().split(' ');
     this.active.get(token)?.drain.cancel(Number(turn));
-  }
+  };
 
   private async waitForDrains(limitMs: number): Promise<void> {
     const deadline = Date.now() + limitMs;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
-import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/protocol.js';
+import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { runAdminCli } from '../support/admin-cli.js';
 import { Browser } from '../support/browser.js';
 import { createSession, TestSocket } from '../support/client.js';

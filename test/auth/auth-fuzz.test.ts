@@ -33,6 +33,8 @@ const ENDPOINTS: ReadonlyArray<readonly [string, string]> = [
   ['POST', '/api/v1/auth/signout-all'],
   ['GET', '/api/v1/auth/oidc/start'],
   ['GET', '/api/v1/auth/oidc/callback'],
+  ['GET', '/api/v1/me/export'],
+  ['DELETE', '/api/v1/me'],
 ];
 
 function hostileBody(pick: Picker): string | Uint8Array<ArrayBuffer> {

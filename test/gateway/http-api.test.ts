@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/protocol.js';
+import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { createSession, refreshSession, TestSocket } from '../support/client.js';
 import { TEST_REDIS_URL } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
@@ -265,7 +265,7 @@ describe('GET|POST /refresh_token', () => {
     for (const reply of replies) {
       assert.equal(reply.status, 200, reply.text);
       const body = reply.body as Record<string, unknown> & { messages: Array<Record<string, unknown>> };
-      assert.deepEqual(Object.keys(body).sort(), ['last_event_id', 'messages', 'name', 'session_start', 'token']);
+      assert.deepEqual(Object.keys(body).sort(), ['head', 'last_event_id', 'messages', 'name', 'session_start', 'token']);
       assert.equal(body.token, session.token);
       assert.equal(body.name, 'Lin');
       assert.equal(body.session_start, session.session_start);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import type { LiveEvent } from '../../src/contracts/protocol.js';
+import type { LiveEvent } from '../../src/contracts/records.js';
 import { LiveHub, type LiveListener } from '../../src/gateway/live-hub.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { createRedisClient, duplicateClient } from '../../src/store/redis.js';

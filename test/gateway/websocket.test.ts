@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from 'redis';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
 import { echoAnswer, wordChunks, type FakeMessage, type FakeRespond } from '../support/fake-openai-server.js';
 import { TEST_REDIS_URL } from '../support/redis.js';
@@ -251,7 +251,7 @@ describe('streaming mode (parley.v1)', () => {
     await sleep(500);
 
     for (const frame of accepted) {
-      assert.deepEqual(frame, { type: 'accepted', id: accepted[0]?.id, seq: 1, timestamp: accepted[0]?.timestamp, clientId: 'c-1' });
+      assert.deepEqual(frame, { type: 'accepted', id: accepted[0]?.id, seq: 1, parent: 0, timestamp: accepted[0]?.timestamp, clientId: 'c-1' });
     }
     assert.equal(requestsFor(text).length, 1, 'the model was asked once');
     assert.equal(again.frames.filter((frame) => frame.type === 'start').length, 0, 'no second answer starts');

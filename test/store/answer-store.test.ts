@@ -11,15 +11,14 @@ import { USER_ERROR_TEXTS } from '../../src/contracts/errors.js';
 import { globalKeys, sessionKeys } from '../../src/contracts/keys.js';
 import type { MessageRecord } from '../../src/contracts/protocol.js';
 import { AnswerStore, type TurnOutcome } from '../../src/store/answer-store.js';
-import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
 import { orderByTurn, SessionStore, type WakeUp } from '../../src/store/session-store.js';
-import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
+import { deleteKeys, randomPrefix, testRedisClient, type TestRedis } from '../support/redis.js';
 
-let redis: RedisClient;
+let redis: TestRedis;
 const prefixes: string[] = [];
 
 before(async () => {
-  redis = createRedisClient({ url: TEST_REDIS_URL, username: undefined, password: undefined, tls: false, cluster: false, isDefault: false });
+  redis = testRedisClient();
   await redis.connect();
 });
 afterEach(async () => {
@@ -600,11 +599,15 @@ test('a malformed record in the history makes read() fail with a clear error ins
 
 test('startTurn hands the worker only the newest history records, never the whole session', async () => {
   const s = setup({ historyRecords: 3 });
-  const token = await sessionWith(s, 'one', 'two', 'three', 'four', 'five');
+  const token = await sessionWith(s, 'one');
+  for (const text of ['two', 'three', 'four', 'five']) {
+    await answerAll(s, token);
+    await s.sessions.accept(token, text, undefined, wake(s));
+  }
   await s.answers.acquireLease(token, 'a');
   const start = await s.answers.startTurn(token, 'a');
   assert.equal(start.status, 'ok');
-  if (start.status === 'ok') assert.deepEqual(start.history.map((record) => record.msg), ['three', 'four', 'five']);
+  if (start.status === 'ok') assert.deepEqual(start.history.map((record) => record.msg), ['four', 'answer to four', 'five']);
 });
 
 test('the accept script adds the wake-up itself, only for an accepted message, also when it had to be resent', async () => {
@@ -638,4 +641,102 @@ test('stored history keeps the newest records up to its cap', async () => {
   const token = await sessionWith(s, 'one', 'two', 'three', 'four', 'five');
   const messages = await redis.lRange(sessionKeys(s.prefix, token).messages, 0, -1);
   assert.deepEqual(messages.map((raw) => (JSON.parse(raw) as { msg: string }).msg), ['three', 'four', 'five']);
+});
+
+// Branches (issue 13): turns form a tree through `parent`; the session's `head` is the turn shown.
+
+/** Answers the session's unanswered turns in order, each with the text `answer to <question>`. */
+async function answerAll(s: Setup, token: string): Promise<void> {
+  await s.answers.acquireLease(token, 'w');
+  for (;;) {
+    const start = await s.answers.startTurn(token, 'w');
+    if (start.status !== 'ok') return;
+    const question = start.history.find((record) => record.source === 'human' && record.seq === start.turn)?.msg ?? '';
+    assert.equal(await s.answers.finishTurn(token, 'w', start.turn, answer(`answer to ${question}`), ''), 'ok');
+  }
+}
+
+test('a turn on an old branch gets its whole branch, even when its ancestors are older than the records a turn reads', async () => {
+  const s = setup({ historyRecords: 8 });
+  const token = await sessionWith(s, 'root question');
+  for (let n = 0; n < 12; n += 1) await s.sessions.accept(token, `elsewhere ${n}`, undefined, wake(s));
+  await answerAll(s, token);
+  // Back to turn 1 (its newest leaf is turn 13, so edit beside turn 2 instead): a branch off the root.
+  const edited = await s.sessions.accept(token, 'back at the root', undefined, wake(s), '', { kind: 'edit', seq: 2 });
+  assert.equal(edited.status, 'accepted');
+  if (edited.status === 'accepted') assert.equal(edited.record.parent, 1);
+  await s.answers.acquireLease(token, 'x');
+  const start = await s.answers.startTurn(token, 'x');
+  assert.equal(start.status, 'ok');
+  if (start.status !== 'ok') return;
+  assert.equal(start.turn, 14);
+  assert.ok(start.history.some((record) => record.msg === 'root question'), 'the root, 26 records back, is read');
+  assert.ok(start.history.some((record) => record.msg === 'answer to root question'));
+});
+
+test('a conversation with an owner keeps its history for good; its events and dedupe still slide; an anonymous one slides whole', async () => {
+  const s = setup({ sessionTtlSeconds: 60 });
+  const owned = await s.sessions.create('Ada', 'a_AAAAAAAAAAAAAAAAAAAAAA');
+  const anonymous = await s.sessions.create('Bob');
+  for (const { token } of [owned, anonymous]) {
+    await s.sessions.accept(token, 'hello', 'client-1', wake(s));
+    await answerAll(s, token);
+    await s.answers.acquireLease(token, 'w');
+    await s.sessions.accept(token, 'this one fails', undefined, wake(s));
+    const start = await s.answers.startTurn(token, 'w');
+    assert.equal(start.status, 'ok');
+    await s.answers.finishTurn(token, 'w', 2, { kind: 'error', code: 'model_failed', ref: 'REF2345678' }, '');
+  }
+  const ttl = async (token: string) => {
+    const keys = sessionKeys(s.prefix, token);
+    return Object.fromEntries(await Promise.all((['session', 'messages', 'errors', 'events', 'dedupe'] as const).map(async (name) => [name, (await redis.pTTL(keys[name])) > 0 ? 'slides' : (await redis.pTTL(keys[name]))])));
+  };
+  assert.deepEqual(await ttl(owned.token), { session: -1, messages: -1, errors: -1, events: 'slides', dedupe: 'slides' });
+  assert.deepEqual(await ttl(anonymous.token), { session: 'slides', messages: 'slides', errors: 'slides', events: 'slides', dedupe: 'slides' });
+  assert.equal(await s.sessions.read(owned.token), null, 'nobody but its owner reads it');
+  assert.equal(await s.sessions.touch(owned.token, 'a_BBBBBBBBBBBBBBBBBBBBBB'), null);
+  assert.equal((await s.sessions.read(owned.token, 'a_AAAAAAAAAAAAAAAAAAAAAA'))?.messages.length, 3);
+  assert.equal((await s.sessions.touch(owned.token, 'a_AAAAAAAAAAAAAAAAAAAAAA'))?.owner, 'a_AAAAAAAAAAAAAAAAAAAAAA');
+});
+
+test('edit, regenerate and switch of a turn trimmed off the history are refused, and change nothing', async () => {
+  const s = setup({ historyMaxRecords: 200 });
+  const token = await sessionWith(s, 'first');
+  for (let n = 0; n < 120; n += 1) {
+    await s.sessions.accept(token, `turn ${n + 2}`, undefined, wake(s));
+    await answerAll(s, token);
+  }
+  const before = await redis.hGetAll(sessionKeys(s.prefix, token).session);
+  assert.deepEqual(await s.sessions.accept(token, 'x', undefined, wake(s), '', { kind: 'edit', seq: 1 }), { status: 'unknown_turn' });
+  assert.deepEqual(await s.sessions.accept(token, '', undefined, wake(s), '', { kind: 'regenerate', seq: 1 }), { status: 'unknown_turn' });
+  assert.deepEqual(await s.sessions.switchBranch(token, 1), { status: 'unknown_turn' });
+  assert.deepEqual(await s.sessions.switchBranch(token, 122), { status: 'unknown_turn' });
+  assert.deepEqual(await redis.hGetAll(sessionKeys(s.prefix, token).session), before);
+  assert.deepEqual(await s.sessions.switchBranch(token, 121), { status: 'ok', head: 121 }, 'a stored turn is found');
+});
+
+test('a branch event before the first answer starts is the first event: a reader from the start is complete', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'typo');
+  const regenerated = await s.sessions.accept(token, 'fixed', undefined, wake(s), '', { kind: 'edit', seq: 1 });
+  assert.equal(regenerated.status, 'accepted');
+  await answerAll(s, token);
+  const { events, complete } = await s.sessions.eventsAfter(token, '0');
+  assert.equal(complete, true);
+  assert.deepEqual(events.map((event) => event.type), ['branch', 'start', 'done', 'start', 'done']);
+});
+
+test('a session from before branches (no head, records without parent) goes on as one line', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'one', 'two');
+  const keys = sessionKeys(s.prefix, token);
+  // As stored by the previous version: no head, no parent.
+  await redis.hDel(keys.session, 'head');
+  const old = (await redis.lRange(keys.messages, 0, -1)).map((raw) => JSON.stringify({ ...(JSON.parse(raw) as Record<string, unknown>), parent: undefined }));
+  await redis.del(keys.messages);
+  await redis.rPush(keys.messages, old);
+  const next = await s.sessions.accept(token, 'three', undefined, wake(s));
+  assert.equal(next.status === 'accepted' ? next.record.parent : undefined, 2);
+  const regenerated = await s.sessions.accept(token, '', undefined, wake(s), '', { kind: 'regenerate', seq: 2 });
+  assert.deepEqual(regenerated.status === 'accepted' ? [regenerated.record.msg, regenerated.record.parent] : [], ['two', 1]);
 });

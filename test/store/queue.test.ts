@@ -9,15 +9,14 @@ import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { globalKeys, partitionOf, queuePartitions } from '../../src/contracts/keys.js';
 import { enqueue, forgetNote, markUnanswered, PartitionedQueue, QueueConsumer, sweepUnanswered, type QueueEntry, type UnansweredNote } from '../../src/store/queue.js';
-import { createRedisClient, type RedisClient } from '../../src/store/redis.js';
-import { deleteKeys, randomPrefix, TEST_REDIS_URL } from '../support/redis.js';
+import { deleteKeys, randomPrefix, testRedisClient, type TestRedis } from '../support/redis.js';
 
-let redis: RedisClient;
-const readers: RedisClient[] = [];
+let redis: TestRedis;
+const readers: TestRedis[] = [];
 const prefixes: string[] = [];
 
 before(async () => {
-  redis = createRedisClient({ url: TEST_REDIS_URL, username: undefined, password: undefined, tls: false, cluster: false, isDefault: false });
+  redis = testRedisClient();
   await redis.connect();
 });
 afterEach(async () => {

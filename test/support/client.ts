@@ -3,7 +3,7 @@
  * so tests can wait for what they expect and then look at everything that arrived.
  */
 import { WebSocket } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 
 export interface SessionReply {
   token: string;

@@ -4,7 +4,7 @@
  * in timing). Every reply is classified so a run can be quoted: see docs/security.md.
  */
 import { WebSocket } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
 import { rawRequest, upgradeRequest, type RawReply } from './raw-http.js';
 
 /** mulberry32: small, fast, good enough to pick inputs, and reproducible from one number. */
@@ -32,7 +32,7 @@ export class Picker {
   chance(p: number): boolean {
     return this.random() < p;
   }
-  bytes(length: number): Buffer {
+  bytes(length: number): Buffer<ArrayBuffer> {
     return Buffer.from(Array.from({ length }, () => this.int(256)));
   }
   /** Text with a bias towards characters that break parsers. */
@@ -65,7 +65,7 @@ const PATHS = [
   '/refresh_token?token=__proto__', '/healthz', '/readyz', '/metrics', '/chat', '/chat?token=%', '//x:abc/', '//[', '//:99999', '//%00', '*', '/..%2f..%2fetc/passwd',
   `/${'a'.repeat(10_000)}`, '/assets/../../package.json', '/index.html', 'http://evil.example/', '/?constructor=1&__proto__[x]=1', '/%', '/\u00ff',
   '/api/v1/auth/config', '/api/v1/auth/signup', '/api/v1/auth/signin', '/api/v1/auth/me', '/api/v1/auth/tokens', '/api/v1/auth/signout', '/api/v1/auth/signout-all',
-  '/api/v1/auth/oidc/start?invite=%', '/api/v1/auth/oidc/callback?code=%&state=',
+  '/api/v1/auth/oidc/start?invite=%', '/api/v1/auth/oidc/callback?code=%&state=', '/api/v1/me', '/api/v1/me/export',
 ];
 const HEADER_NAMES = ['X-CSRF-Token', 'Content-Type', 'Content-Length', 'Transfer-Encoding', 'Authorization', 'Origin', 'Host', 'X-Forwarded-Proto', 'X-Forwarded-For', 'Cookie', 'Accept-Encoding', 'Range', 'Expect', 'Sec-WebSocket-Protocol', 'Bad Header', 'X\u0000'];
 const HEADER_VALUES = ['parley_auth=a_AAAAAAAAAAAAAAAAAAAAAA.x', 'parley_auth=%zz; parley_auth=', 'Bearer parley_a_AAAAAAAAAAAAAAAAAAAAAA.' + 'A'.repeat(43), 'application/json', 'text/plain', '-1', '99999999999', 'chunked', 'chunked, gzip', 'Bearer ', 'Bearer x y', 'null', 'http://evil.example', '', 'bytes=0-0,1-1', '100-continue', 'gzip, br', 'parley.token.', 'parley.v1, parley.token.x'];
@@ -131,7 +131,7 @@ function randomFrame(pick: Picker, streaming: boolean, maxFrameBytes: number): F
     case 5:
       return { data: pick.one(['{"__proto__":{"type":"message"},"type":"ping"}', '{"type":"message","text":"hi","__proto__":{"x":1}}', '{"constructor":{"prototype":{"type":"ping"}}}', '{"type":"constructor"}', '{"type":"__proto__"}', '{"type":"toString"}']), binary: false };
     case 6:
-      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
+      return { data: JSON.stringify({ type: pick.one(['message', 'stop', 'resume', 'ping', 'edit', 'regenerate', 'switch', 'nope']), text: pick.text(pick.int(30)), seq: pick.one([0, -1, 1.5, 2 ** 60, '1', null]), after: pick.one(['0', 'x', '99999999999999999999-1', '18446744073709551615-18446744073709551615', '1-2-3']), clientId: pick.one(['ok', '', 'x'.repeat(100), 'a b']) }), binary: false };
     case 7:
       return { data: pick.text(pick.int(100)), binary: false };
     case 8:

@@ -7,6 +7,13 @@ import { createClient } from 'redis';
 
 export const TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** A plain client for one Redis: the stores take any client that has the commands they use. */
+export type TestRedis = ReturnType<typeof createClient>;
+
+export function testRedisClient(): TestRedis {
+  return createClient({ url: TEST_REDIS_URL });
+}
+
 export function randomPrefix(): string {
   return `ptest:${randomBytes(5).toString('hex')}:`;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChatClient, type ChatClientOptions, type OutboxEntry, type OutboxStore } from '../../web/src/protocol/chat-client.js';
-import type { Turn } from '../../web/src/protocol/chat-state.js';
+import { visibleTurns, type Turn } from '../../web/src/protocol/chat-state.js';
 import { FakeApi, FakeClock, session, sequentialIds, settle, socketFactory } from './fakes.js';
 
 const BACKOFF = { baseMs: 1000, maxMs: 8000 };
@@ -489,5 +489,117 @@ describe('ChatClient: reset', () => {
     socket.receive({ type: 'reset', reason: 'gone' });
     await settle();
     assert.equal(env.client.getSnapshot().phase, 'expired');
+  });
+});
+
+describe('ChatClient: branches', () => {
+  const history = () =>
+    session({
+      messages: [
+        { id: 'h1', msg: 'Hello', timestamp: 't1', source: 'human', seq: 1, parent: 0 },
+        { id: 'b1', msg: 'Hi', timestamp: 't1', source: 'bot', seq: 1, status: 'done' },
+        { id: 'h2', msg: 'A poem', timestamp: 't2', source: 'human', seq: 2, parent: 1 },
+        { id: 'b2', msg: 'Roses…', timestamp: 't2', source: 'bot', seq: 2, status: 'done' },
+      ],
+      head: 2,
+      last_event_id: '20-0',
+    });
+  const shown = (env: ReturnType<typeof setup>) => visibleTurns(env.client.getSnapshot().chat).map((turn) => [turn.seq, turn.text]);
+
+  it('edit sends an edit frame with a clientId; accepted with its parent and the branch frame show the new version', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    assert.equal(env.client.edit(2, 'A haiku'), true);
+    assert.deepEqual(socket.framesOf('edit'), [{ type: 'edit', seq: 2, text: 'A haiku', clientId: 'c-1' }]);
+    assert.deepEqual(shown(env), [[1, 'Hello'], [undefined, 'A haiku']]);
+    socket.receive({ type: 'accepted', id: 'h3', seq: 3, timestamp: 't3', clientId: 'c-1', parent: 1 });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    assert.deepEqual(shown(env), [[1, 'Hello'], [3, 'A haiku']]);
+    assert.equal(env.api.calls, 0, 'a branch this client made needs no reload');
+    assert.equal(env.client.edit(2, '   '), false, 'a blank edit is not sent');
+  });
+
+  it('regenerate sends the same text as a new version; switch shows an older one and follows the server', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    assert.equal(env.client.regenerate(2), true);
+    assert.deepEqual(socket.framesOf('regenerate'), [{ type: 'regenerate', seq: 2, clientId: 'c-1' }]);
+    socket.receive({ type: 'accepted', id: 'h3', seq: 3, timestamp: 't3', clientId: 'c-1', parent: 1 });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    assert.deepEqual(shown(env), [[1, 'Hello'], [3, 'A poem']]);
+    assert.equal(env.client.switchTo(2), true);
+    assert.deepEqual(socket.framesOf('switch'), [{ type: 'switch', seq: 2 }]);
+    assert.deepEqual(shown(env), [[1, 'Hello'], [2, 'A poem']], 'shown at once, before the server confirms');
+    socket.receive({ type: 'branch', head: 3, eventId: '22-0' });
+    assert.equal(env.client.getSnapshot().chat.head, 3, 'the server has the last word');
+    assert.equal(env.client.regenerate(42), false, 'no such turn');
+    assert.equal(env.client.switchTo(42), false);
+  });
+
+  it('branch events in the stream are applied once, in order with the answer events', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.client.regenerate(2);
+    socket.receive({ type: 'accepted', id: 'h3', seq: 3, timestamp: 't3', clientId: 'c-1', parent: 1 });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    socket.receive({ type: 'start', seq: 3, attempt: 1, eventId: '22-0' });
+    assert.equal(env.client.getSnapshot().chat.lastEventId, '22-0');
+    env.client.switchTo(2);
+    socket.receive({ type: 'branch', head: 2, eventId: '23-0' });
+    socket.receive({ type: 'branch', head: 3, eventId: '21-0' });
+    assert.equal(env.client.getSnapshot().chat.head, 2, 'a replayed older branch event changes nothing');
+    assert.equal(env.client.getSnapshot().chat.lastEventId, '23-0');
+    assert.equal(env.api.calls, 0);
+  });
+
+  it('a branch made in another window brings a fresh history', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.api.session = session({
+      messages: [...history().messages, { id: 'h3', msg: 'A limerick', timestamp: 't3', source: 'human', seq: 3, parent: 1 }],
+      head: 3,
+      last_event_id: '30-0',
+    });
+    socket.receive({ type: 'branch', head: 3, eventId: '25-0' });
+    await settle();
+    assert.equal(env.api.calls, 1);
+    assert.deepEqual(shown(env), [[1, 'Hello'], [3, 'A limerick']]);
+    assert.deepEqual(socket.frames().at(-1), { type: 'resume', after: '30-0' });
+  });
+
+  it('switch waits for a connection; an edit typed offline goes out as an edit after the reconnect', async () => {
+    const store = new Map<string, readonly OutboxEntry[]>();
+    const outbox: OutboxStore = { load: (token) => store.get(token) ?? [], save: (token, entries) => void store.set(token, entries) };
+    const env = setup({ initialSession: history(), outbox });
+    env.client.start();
+    assert.equal(env.client.switchTo(1), false);
+    assert.equal(env.client.edit(2, 'offline edit'), true);
+    assert.deepEqual(store.get('tok-1'), [{ clientId: 'c-1', text: 'offline edit', intent: { kind: 'edit', of: 2 } }]);
+    env.sockets.last().ready();
+    assert.deepEqual(env.sockets.last().framesOf('edit'), [{ type: 'edit', seq: 2, text: 'offline edit', clientId: 'c-1' }]);
+  });
+
+  it('an edit of a turn the server does not have is refused by clientId; a refused switch touches no message', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.client.send('waiting');
+    env.client.edit(2, 'edited');
+    socket.receive({ type: 'error', code: 'unknown_turn', message: 'This conversation has no message 9 to switch to.' });
+    assert.deepEqual(env.turns().filter((turn) => turn.seq === undefined).map((turn) => turn.status), ['sending', 'sending']);
+    socket.receive({ type: 'error', code: 'unknown_turn', message: 'No message 2 to edit.', clientId: 'c-2' });
+    const edit = env.turns().find((turn) => turn.clientId === 'c-2');
+    assert.deepEqual([edit?.status, edit?.rejected], ['error', true]);
+    assert.equal(env.turns().find((turn) => turn.clientId === 'c-1')?.status, 'sending');
+  });
+
+  it('a rejected edit is retried as an edit', async () => {
+    const env = setup({ initialSession: history() });
+    const socket = await online(env);
+    env.client.edit(2, 'x'.repeat(10));
+    socket.receive({ type: 'error', code: 'message_too_long', message: 'Too long.', clientId: 'c-1' });
+    const rejected = visibleTurns(env.client.getSnapshot().chat).at(-1);
+    assert.equal(rejected?.status, 'error');
+    assert.equal(env.client.retry(rejected?.key ?? ''), true);
+    assert.deepEqual(socket.framesOf('edit').at(-1), { type: 'edit', seq: 2, text: 'x'.repeat(10), clientId: 'c-2' });
   });
 });

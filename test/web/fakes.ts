@@ -1,7 +1,7 @@
 /** Test doubles for the web protocol client: a manual clock, scripted sockets, a session API. */
 import type { RefreshResult, SessionApi } from '../../web/src/protocol/session-api.js';
 import { TransientError } from '../../web/src/protocol/session-api.js';
-import type { ClientFrame, OpenSocket, SessionView, SocketConnection, SocketHandlers, Timers } from '../../web/src/protocol/types.js';
+import type { OpenSocket, OutgoingFrame as ClientFrame, SessionView, SocketConnection, SocketHandlers, Timers } from '../../web/src/protocol/types.js';
 
 interface Pending {
   readonly at: number;
@@ -127,7 +127,7 @@ export class FakeApi implements Pick<SessionApi, 'refresh'> {
 }
 
 export function session(overrides: Partial<SessionView> = {}): SessionView {
-  return { token: 'tok-1', name: 'Ada', session_start: '2026-01-01T09:00:00.000Z', messages: [], last_event_id: '0', ...overrides };
+  return { token: 'tok-1', name: 'Ada', session_start: '2026-01-01T09:00:00.000Z', messages: [], last_event_id: '0', head: 0, ...overrides };
 }
 
 /** Lets pending promise callbacks (the client's async refresh) run. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay } from '../../web/src/protocol/backoff.js';
+import { backoffDelay } from '../../src/contracts/backoff.js';
 import { chatSocketProtocols, chatSocketUrl } from '../../web/src/protocol/browser.js';
+import { DEFAULT_BACKOFF } from '../../web/src/protocol/chat-client.js';
 import { applyQueued, stateFromSession } from '../../web/src/protocol/chat-state.js';
 import { formatPlace, ordinal } from '../../web/src/ui/format.js';
 import { compareEventIds } from '../../src/contracts/event-ids.js';
@@ -18,7 +19,7 @@ describe('backoffDelay', () => {
   });
 
   it('spreads clients over the upper half of the window', () => {
-    const delays = new Set(Array.from({ length: 50 }, (_, index) => backoffDelay(3, () => index / 50)));
+    const delays = new Set(Array.from({ length: 50 }, (_, index) => backoffDelay(3, () => index / 50, DEFAULT_BACKOFF)));
     assert.equal(delays.size, 50);
     for (const delay of delays) assert.ok(delay >= 2000 && delay <= 4000);
   });
@@ -77,6 +78,20 @@ describe('parseServerFrame', () => {
     }
     assert.equal(parseServerFrame(new Uint8Array([1, 2])), undefined);
   });
+
+  it('checks frames with the contracts\' schemas: codes, refs and event ids as the server defines them', () => {
+    const refused = [
+      '{"type":"error","code":"no_such_code","message":"x"}',
+      '{"type":"error","seq":1,"eventId":"5-1","code":"model_failed","message":"x","ref":"not a ref!"}',
+      '{"type":"resume","after":"5-1"}',
+      '{"type":"ready","token":"t","lastEventId":"18446744073709551616-0","protocol":"parley.v1"}',
+      '{"type":"start","seq":1,"eventId":"5-1"}',
+    ];
+    for (const data of refused) assert.equal(parseServerFrame(data), undefined, data);
+    assert.deepEqual(parseServerFrame('{"type":"error","seq":1,"eventId":"5-1","code":"model_failed","message":"x","ref":"AbC123"}'), {
+      type: 'error', seq: 1, eventId: '5-1', code: 'model_failed', message: 'x', ref: 'AbC123',
+    });
+  });
 });
 
 describe('session API', () => {
@@ -89,10 +104,19 @@ describe('session API', () => {
       return new Response(JSON.stringify({ token: 't', name: 'Ada', session_start: 's', messages: [] }), { status: 200 });
     });
     const result = await api.create('Ada');
-    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0' } });
+    assert.deepEqual(result, { ok: true, session: { token: 't', name: 'Ada', session_start: 's', messages: [], last_event_id: '0', head: 0 } });
     assert.equal(seen?.url, '/token');
     assert.equal(seen?.init?.method, 'POST');
     assert.equal(seen?.init?.body, '{"name":"Ada"}');
+  });
+
+  it('treats a body that is not a session (a message without its turn, an unknown error code) as a server failure', async () => {
+    const bad = [
+      { ...session(), messages: [{ id: 'm', msg: 'hi', timestamp: 't', source: 'human' }] },
+      { ...session(), messages: [{ id: 'm', msg: 'hi', timestamp: 't', source: 'human', seq: 1, error: { code: 'nope', message: 'x' } }] },
+      { ...session(), last_event_id: 'abc' },
+    ];
+    for (const body of bad) await assert.rejects(createSessionApi(respond(200, body)).refresh('t'), TransientError);
   });
 
   it('explains a 400 for the name', async () => {

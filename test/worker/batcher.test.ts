@@ -47,7 +47,7 @@ test('the first chunk is written at once', async () => {
   batcher.push('Hello');
   await nextMacrotask();
   assert.deepEqual(out.texts(), ['Hello']);
-  assert.equal(await batcher.drain(), '');
+  assert.equal(await batcher.finish(), '');
 });
 
 test('empty chunks are ignored', async () => {
@@ -60,7 +60,7 @@ test('empty chunks are ignored', async () => {
   batcher.push('a');
   await nextMacrotask();
   assert.deepEqual(out.texts(), ['a']);
-  assert.equal(await batcher.drain(), '');
+  assert.equal(await batcher.finish(), '');
 });
 
 test('chunks within one interval are gathered into one write at the end of the interval', async () => {
@@ -81,7 +81,7 @@ test('chunks within one interval are gathered into one write at the end of the i
   assert.ok(first && second);
   const gap = second.at - first.at;
   assert.ok(gap >= interval - 5 && gap < interval + 400, `second write ${gap} ms after the first`);
-  assert.equal(await batcher.drain(), '');
+  assert.equal(await batcher.finish(), '');
 });
 
 test('maxChars forces a write before the interval is over', async () => {
@@ -99,7 +99,7 @@ test('maxChars forces a write before the interval is over', async () => {
   await nextMacrotask();
   assert.deepEqual(out.texts(), ['a', '1234567890xyz']);
   batcher.push('rest');
-  assert.equal(await batcher.drain(), 'rest');
+  assert.equal(await batcher.finish(), 'rest');
   assert.equal(out.texts().join('') + 'rest', 'a1234567890xyzrest');
 });
 
@@ -113,7 +113,7 @@ test('writes never overlap, even when each is slower than the interval', async (
     batcher.push(chunk);
     if (i % 5 === 0) await sleep(3);
   }
-  const rest = await batcher.drain();
+  const rest = await batcher.finish();
   assert.equal(out.maxActive(), 1, 'at most one write in flight');
   assert.equal(out.texts().join('') + rest, sent, 'all text, in order');
   assert.ok(out.flushes.length < 60, `slow writes gather the chunks that wait (${out.flushes.length} writes)`);
@@ -131,7 +131,7 @@ test('drain waits for the write in flight and returns exactly what was never wri
   await nextMacrotask();
   batcher.push('second ');
   batcher.push('third');
-  const rest = await batcher.drain();
+  const rest = await batcher.finish();
   assert.deepEqual(out.texts(), ['first ']);
   assert.equal(rest, 'second third');
   assert.equal(out.maxActive(), 1);
@@ -149,7 +149,7 @@ test('text is preserved exactly and in order across many writes and the final dr
     batcher.push(chunk);
     if (index % 20 === 0) await sleep(1);
   }
-  const rest = await batcher.drain();
+  const rest = await batcher.finish();
   assert.ok(out.flushes.length > 1);
   assert.ok(
     out.texts().every((text) => text !== ''),
@@ -172,7 +172,7 @@ test('a failing write surfaces on the next push and on drain, and nothing more i
   batcher.push('a');
   await sleep(5);
   assert.throws(() => batcher.push('b'), failure);
-  await assert.rejects(batcher.drain(), failure);
+  await assert.rejects(batcher.finish(), failure);
   await sleep(30);
   assert.deepEqual(written, ['a']);
 });
@@ -191,14 +191,14 @@ test('a write failing while drain waits for it makes drain fail', async () => {
   batcher.push('b');
   // The first write starts at the end of this event-loop turn; drain then waits for it.
   await new Promise((resolve) => setImmediate(resolve));
-  await assert.rejects(batcher.drain(), failure);
+  await assert.rejects(batcher.finish(), failure);
 });
 
 test('an answer complete within one event-loop turn is left whole to the final commit', async () => {
   const out = recorder();
   const batcher = new DeltaBatcher(out.flush, 50, 1000);
   for (const chunk of ['Once ', 'upon ', 'a ', 'time']) batcher.push(chunk);
-  assert.equal(await batcher.drain(), 'Once upon a time');
+  assert.equal(await batcher.finish(), 'Once upon a time');
   assert.deepEqual(out.texts(), []);
 });
 
@@ -215,7 +215,7 @@ test('the number of writes depends on the duration, not on the number of chunks'
     if (i % 5 === 4) await sleep(1); // 1000 tiny chunks spread over about 200 ms
   }
   const duration = Date.now() - started;
-  const rest = await batcher.drain();
+  const rest = await batcher.finish();
   assert.equal(out.texts().join('') + rest, sent);
   const expected = Math.ceil(duration / interval) + 1;
   assert.ok(out.flushes.length >= 2, `${out.flushes.length} writes`);

@@ -10,8 +10,9 @@ import { conversationFor } from '../../src/worker/prompt.js';
 
 const SYSTEM = 'You are a test assistant.';
 
-function human(seq: number, msg: string): MessageRecord {
-  return { id: `h${seq}`, msg, timestamp: '2024-01-01T00:00:00.000Z', source: 'human', seq };
+/** A human record; without `parent` it is one stored before branches existed (follows seq - 1). */
+function human(seq: number, msg: string, parent?: number): MessageRecord {
+  return { id: `h${seq}`, msg, timestamp: '2024-01-01T00:00:00.000Z', source: 'human', seq, ...(parent === undefined ? {} : { parent }) };
 }
 
 function bot(seq: number, msg: string, status: 'done' | 'stopped' = 'done'): MessageRecord {
@@ -90,4 +91,44 @@ test('the history is not modified', () => {
   const copy = structuredClone(history);
   conversationFor(history, 2, SYSTEM);
   assert.deepEqual(history, copy);
+});
+
+test('a regenerated turn sees its ancestors, not the sibling it replaces', () => {
+  // Turn 3 regenerates turn 2 (same parent 1, same text): the model must not see answer a2.
+  const history = [human(1, 'q1', 0), bot(1, 'a1'), human(2, 'q2', 1), bot(2, 'a2'), human(3, 'q2', 1)];
+  assert.deepEqual(conversationFor(history, 3, SYSTEM), [{ role: 'system', content: SYSTEM }, user('q1'), assistant('a1'), user('q2')]);
+});
+
+test('an edit of the first message starts a new branch with no history at all', () => {
+  const history = [human(1, 'q1', 0), bot(1, 'a1'), human(2, 'q2', 1), bot(2, 'a2'), human(3, 'q1 edited', 0)];
+  assert.deepEqual(conversationFor(history, 3, SYSTEM), [{ role: 'system', content: SYSTEM }, user('q1 edited')]);
+});
+
+test('a message on an older branch sees that branch only, however many turns other branches have', () => {
+  // Tree: 1 ─ 2 ─ 4 ─ 5       the new turn 6 follows 3, so it sees 1, 3 and nothing of 2, 4, 5.
+  //         └ 3 (edit of 2) ─ 6
+  const history = [
+    human(1, 'q1', 0), bot(1, 'a1'),
+    human(2, 'q2', 1), bot(2, 'a2'),
+    human(3, 'q2 edited', 1), bot(3, 'a3'),
+    human(4, 'q4', 2), bot(4, 'a4'),
+    human(5, 'q5', 4), bot(5, 'a5'),
+    human(6, 'q6', 3),
+  ];
+  assert.deepEqual(conversationFor(history, 6, SYSTEM), [
+    { role: 'system', content: SYSTEM },
+    user('q1'), assistant('a1'),
+    user('q2 edited'), assistant('a3'),
+    user('q6'),
+  ]);
+});
+
+test('records from before branches (no parent) form one line, as they always did', () => {
+  const history = [human(1, 'q1'), bot(1, 'a1'), human(2, 'q2'), bot(2, 'a2'), human(3, 'q3', 2)];
+  assert.deepEqual(conversationFor(history, 3, SYSTEM), [{ role: 'system', content: SYSTEM }, user('q1'), assistant('a1'), user('q2'), assistant('a2'), user('q3')]);
+});
+
+test('a damaged record whose parent is not older than itself ends the walk instead of looping', () => {
+  const history = [human(1, 'q1', 0), bot(1, 'a1'), human(2, 'q2', 2), bot(2, 'a2'), human(3, 'q3', 2)];
+  assert.deepEqual(conversationFor(history, 3, SYSTEM), [{ role: 'system', content: SYSTEM }, user('q2'), assistant('a2'), user('q3')]);
 });

@@ -1,11 +1,12 @@
 /**
- * What the browser remembers: the session token (so a reload returns to the chat) and messages
- * not yet accepted. Storage can be unavailable (privacy modes, quotas): then the app still
+ * What the browser remembers: the session token (so a reload returns to the chat), the
+ * conversation open, and messages not yet accepted. Storage can be unavailable (privacy modes, quotas): then the app still
  * works, it just forgets on reload.
  */
 import type { OutboxEntry, OutboxStore } from './protocol/chat-client.js';
 
 const TOKEN_KEY = 'parley.token';
+const CONVERSATION_KEY = 'parley.conversation';
 const OUTBOX_PREFIX = 'parley.outbox.';
 
 function read(key: string): string | null {
@@ -33,8 +34,20 @@ export function saveToken(token: string | undefined): void {
   write(TOKEN_KEY, token ?? null);
 }
 
+/** The conversation a signed-in person had open, so a reload returns to it. */
+export function loadOpenConversation(): string | undefined {
+  return read(CONVERSATION_KEY) ?? undefined;
+}
+
+export function saveOpenConversation(id: string | undefined): void {
+  write(CONVERSATION_KEY, id ?? null);
+}
+
 function isEntry(value: unknown): value is OutboxEntry {
-  return typeof value === 'object' && value !== null && typeof (value as OutboxEntry).clientId === 'string' && typeof (value as OutboxEntry).text === 'string';
+  if (typeof value !== 'object' || value === null) return false;
+  const { clientId, text, intent } = value as Partial<OutboxEntry>;
+  const validIntent = intent === undefined || ((intent.kind === 'edit' || intent.kind === 'regenerate') && Number.isInteger(intent.of) && intent.of > 0);
+  return typeof clientId === 'string' && typeof text === 'string' && validIntent;
 }
 
 export const localOutbox: OutboxStore = {

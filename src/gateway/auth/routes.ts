@@ -62,7 +62,7 @@ export function setAuthCookie(request: FastifyRequest, reply: FastifyReply, auth
   });
 }
 
-function clearAuthCookie(request: FastifyRequest, reply: FastifyReply, config: AuthConfig): void {
+export function clearAuthCookie(request: FastifyRequest, reply: FastifyReply, config: AuthConfig): void {
   reply.clearCookie(AUTH_COOKIE, { httpOnly: true, sameSite: 'lax', path: '/', secure: config.cookieSecure || request.protocol === 'https' });
 }
 

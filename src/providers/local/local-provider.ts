@@ -32,15 +32,8 @@ import {
 } from 'node-llama-cpp';
 import type { ModelConfig } from '../../config/config.js';
 import { ErrorCodes, ModelError } from '../../contracts/errors.js';
-import type { ChatTurn, GenerateRequest, ModelProvider } from '../provider.js';
+import type { ChatTurn, GenerateRequest, ModelProvider, ProviderLogger } from '../provider.js';
 import { parseModelUri, resolveModelFile, type DownloadProgress } from './model-files.js';
-
-/** The part of a pino Logger this provider uses. */
-export interface ProviderLogger {
-  info(details: object, message?: string): void;
-  warn(details: object, message?: string): void;
-  error(details: object, message?: string): void;
-}
 
 export interface LocalProviderOptions {
   /** llama.cpp backend: "auto" uses Metal/CUDA/Vulkan when present; false forces the CPU. Default "auto". */
@@ -300,12 +293,12 @@ export class LocalLlamaProvider implements ModelProvider {
 
   private async shutdown(): Promise<void> {
     this.closeController.abort();
-    this.loaded?.pool.drain();
+    this.loaded?.pool.close();
     await this.starting?.catch(() => undefined);
     const loaded = this.loaded;
     logSinks.delete(this.logger);
     if (loaded === undefined) return;
-    loaded.pool.drain();
+    loaded.pool.close();
     await Promise.allSettled([...this.running]);
     // The Llama runtime itself is shared and stays (see sharedLlama); the memory is in these two.
     await loaded.context.dispose();
@@ -413,12 +406,12 @@ function progressLogger(logger: ProviderLogger, uri: string): DownloadProgress {
 
 /**
  * Sequences free for a generation, and the requests waiting for one (first come, first served).
- * A waiter whose signal aborts leaves the queue; `drain` sends every waiter away on close.
+ * A waiter whose signal aborts leaves the queue; `close` sends every waiter away.
  */
 class SequencePool {
   private readonly free: LlamaContextSequence[];
   private readonly waiters: { resolve: (sequence: LlamaContextSequence | undefined) => void }[] = [];
-  private draining = false;
+  private closed = false;
   readonly size: number;
 
   constructor(sequences: LlamaContextSequence[]) {
@@ -435,7 +428,7 @@ class SequencePool {
   }
 
   acquire(signal: AbortSignal): Promise<LlamaContextSequence | undefined> {
-    if (this.draining || signal.aborted) return Promise.resolve(undefined);
+    if (this.closed || signal.aborted) return Promise.resolve(undefined);
     const sequence = this.free.pop();
     if (sequence !== undefined) return Promise.resolve(sequence);
     return new Promise((resolve) => {
@@ -457,12 +450,12 @@ class SequencePool {
 
   release(sequence: LlamaContextSequence): void {
     const next = this.waiters.shift();
-    if (next !== undefined && !this.draining) next.resolve(sequence);
+    if (next !== undefined && !this.closed) next.resolve(sequence);
     else this.free.push(sequence);
   }
 
-  drain(): void {
-    this.draining = true;
+  close(): void {
+    this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.resolve(undefined);
   }
 }

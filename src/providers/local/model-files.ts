@@ -23,7 +23,8 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createModelDownloader } from 'node-llama-cpp';
 import type { ModelConfig } from '../../config/config.js';
-import { ErrorCodes, ModelError } from '../../contracts/errors.js';
+import { ErrorCodes, ModelError, ParleyError } from '../../contracts/errors.js';
+import { describeCause } from '../provider.js';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 
@@ -206,12 +207,12 @@ async function download(url: string, destination: string, sha256: string | undef
   return digest;
 }
 
-class ChecksumError extends Error {
+class ChecksumError extends ParleyError {
   constructor(
     readonly expected: string,
     readonly actual: string,
   ) {
-    super(`checksum mismatch: expected sha256 ${expected}, got ${actual}; the downloaded file was deleted`);
+    super(ErrorCodes.modelUnavailable, `checksum mismatch: expected sha256 ${expected}, got ${actual}; the downloaded file was deleted`);
   }
 }
 
@@ -229,17 +230,8 @@ async function probe(url: string, signal: AbortSignal | undefined): Promise<void
     await response.body?.cancel();
   } catch (error) {
     if (signal?.aborted === true) throw error;
-    throw new Error(timeout.aborted ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : describeNetworkError(error), { cause: error });
+    throw new Error(timeout.aborted ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : describeCause(error), { cause: error });
   }
-}
-
-/** fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is in its cause chain. */
-function describeNetworkError(error: unknown): string {
-  const messages: string[] = [];
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (current.message !== '' && !messages.includes(current.message)) messages.push(current.message);
-  }
-  return messages.length === 0 ? String(error) : messages.join(': ');
 }
 
 /** ipull's StatusCodeError carries the HTTP status; it is not exported, so it is recognised by shape. */

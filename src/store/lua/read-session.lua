@@ -15,14 +15,17 @@
 --     ARGV[4] how many of the newest message records to return (a bounded reply however long the chat)
 --
 --   Output:
---     {"ok", name, start, done, messages, errors}  done: id of the newest terminal event ("0": none);
+--     {"ok", name, start, done, messages, errors, head, owner}
+--                                                  done: id of the newest terminal event ("0": none);
 --                                                  messages: list of JSON records, oldest first;
---                                                  errors: flat list turn, error record, turn, …
+--                                                  errors: flat list turn, error record, turn, …;
+--                                                  head: newest turn of the branch shown;
+--                                                  owner: account id, "" for anonymous sessions
 --     {"expired"}                                  no such session
 
 --- @include "session-prelude"
 
 if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
 touch()
-local s = redis.call('HMGET', K_SESSION, 'name', 'start', 'done')
-return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAGES, -tonumber(ARGV[4]), -1), redis.call('HGETALL', K_ERRORS)}
+local s = redis.call('HMGET', K_SESSION, 'name', 'start', 'done', 'owner')
+return {'ok', s[1] or '', s[2] or '', s[3] or '0', redis.call('LRANGE', K_MESSAGES, -tonumber(ARGV[4]), -1), redis.call('HGETALL', K_ERRORS), head(), s[4] or ''}

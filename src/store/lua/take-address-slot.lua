@@ -1,9 +1,9 @@
 -- Takes one of a client address's places for answers in progress (see src/store/address-slots.ts).
 --
 --   Input:
---     KEYS[1] the address's sorted set (member: drain id, score: when its place expires, ms)
+--     KEYS[1] the address's sorted set (member: a drain's owner id, score: when its place expires, ms)
 --
---     ARGV[1] drain id
+--     ARGV[1] the drain's owner id
 --     ARGV[2] now (ms)
 --     ARGV[3] when the place expires (ms)
 --     ARGV[4] cap: places per address

@@ -14,12 +14,14 @@
 --     ARGV[3] events stream cap
 --
 --   Output:
---     {"ok", last, seq, answered, leased}  last: id of the newest event ("0": none);
---                                          leased: 1 when a worker holds the lease, else 0
+--     {"ok", last, seq, answered, leased, owner}
+--                                          last: id of the newest event ("0": none);
+--                                          leased: 1 when a worker holds the lease, else 0;
+--                                          owner: account id, "" for anonymous sessions
 --     {"expired"}                          no such session
 
 --- @include "session-prelude"
 
 if redis.call('EXISTS', K_SESSION) == 0 then return {'expired'} end
 touch()
-return {'ok', redis.call('HGET', K_SESSION, 'last') or '0', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE)}
+return {'ok', redis.call('HGET', K_SESSION, 'last') or '0', counter('seq'), counter('answered'), redis.call('EXISTS', K_LEASE), redis.call('HGET', K_SESSION, 'owner') or ''}

@@ -6,7 +6,7 @@
  * everything, so the test can count what was lost, duplicated, out of order or wrong.
  */
 import { WebSocket } from 'ws';
-import { STREAMING_SUBPROTOCOL } from '../../../src/contracts/protocol.js';
+import { STREAMING_SUBPROTOCOL } from '../../../src/contracts/wire.js';
 import { compareEventIds } from '../../../src/contracts/event-ids.js';
 
 type Frame = Record<string, unknown> & { type?: string };

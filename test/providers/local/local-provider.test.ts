@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig, type ModelConfig } from '../../../src/config/config.js';
 import { ErrorCodes, ModelError } from '../../../src/contracts/errors.js';
-import { LocalLlamaProvider, type ProviderLogger } from '../../../src/providers/local/local-provider.js';
+import { LocalLlamaProvider } from '../../../src/providers/local/local-provider.js';
+import type { ProviderLogger } from '../../../src/providers/provider.js';
 import type { ChatTurn } from '../../../src/providers/provider.js';
 
 const MODEL_PATH = process.env.PARLEY_TEST_MODEL ?? fileURLToPath(new URL('../../../../shared/models/stories260K.gguf', import.meta.url));

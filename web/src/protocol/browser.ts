@@ -1,6 +1,7 @@
 /** The browser's side effects, wired into the framework-free client. */
 import { STREAMING_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../../../src/contracts/wire.js';
 import type { ChatClientOptions } from './chat-client.js';
+import { createAccountApi, type AccountApi } from './account-api.js';
 import { createSessionApi, type SessionApi } from './session-api.js';
 import type { OpenSocket, Timers } from './types.js';
 
@@ -48,6 +49,8 @@ export function randomClientId(): string {
 
 export const sessionApi: SessionApi = createSessionApi((input, init) => window.fetch(input, init));
 
-export function browserClientOptions(): Omit<ChatClientOptions, 'token' | 'initialSession' | 'outbox'> {
-  return { api: sessionApi, openSocket: openBrowserSocket, timers: browserTimers, random: Math.random, newClientId: randomClientId };
+export const accountApi: AccountApi = createAccountApi((input, init) => window.fetch(input, init));
+
+export function browserClientOptions(): Omit<ChatClientOptions, 'token' | 'initialSession' | 'outbox' | 'api'> {
+  return { openSocket: openBrowserSocket, timers: browserTimers, random: Math.random, newClientId: randomClientId };
 }

@@ -4,10 +4,15 @@
  * exposes the conversation as immutable snapshots. Framework-free; every side effect (socket,
  * timers, randomness, HTTP) is injected so tests drive it deterministically.
  */
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { backoffDelay, type BackoffOptions } from '../../../src/contracts/backoff.js';
+
+/** The browser's reconnects: from half a second up to 15 s apart. */
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 15_000 };
 import {
   addLocalMessage,
   applyAccepted,
+  applyBranch,
+  applyBranchEvent,
   applyEvent,
   applyQueued,
   applyRejection,
@@ -16,13 +21,16 @@ import {
   markStopRequested,
   replaceWithSession,
   stoppableTurn,
+  switchTarget,
+  type BranchIntent,
   type ChatState,
+  type Turn,
 } from './chat-state.js';
 import { isAnswerEvent, parseServerFrame, type IncomingFrame } from './server-frames.js';
 import type { SessionApi } from './session-api.js';
 import { ErrorCodes } from '../../../src/contracts/errors.js';
 import { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/wire.js';
-import type { ClientFrame, ErrorCode, OpenSocket, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
+import type { ErrorCode, OpenSocket, OutgoingFrame, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
 
 /** `degraded`: connected, but the server says it cannot reach its storage right now. */
 export type ConnectionStatus = 'connecting' | 'online' | 'degraded' | 'reconnecting';
@@ -32,6 +40,8 @@ export interface SessionInfo {
   readonly token: string;
   readonly name: string;
   readonly sessionStart: string;
+  /** A person's conversation: its title. */
+  readonly title?: string;
 }
 
 export interface ChatSnapshot {
@@ -46,6 +56,8 @@ export interface ChatSnapshot {
 export interface OutboxEntry {
   readonly clientId: string;
   readonly text: string;
+  /** A new version of an earlier turn (edit, regenerate) rather than a new message. */
+  readonly intent?: BranchIntent;
 }
 
 /** Keeps messages not yet accepted across a reload, so a reload loses nothing typed. */
@@ -138,11 +150,38 @@ export class ChatClient {
 
   /** Queues a message; it goes out now if connected, else after the next reconnect. */
   send(text: string): boolean {
+    return this.queue(text, undefined);
+  }
+
+  /** Sends `text` as a new version of turn `seq` (a sibling of it); the old one stays on its branch. */
+  edit(seq: number, text: string): boolean {
+    return this.queue(text, { kind: 'edit', of: seq });
+  }
+
+  /** Asks again: a new version of turn `seq` with the same text, answered anew. */
+  regenerate(seq: number): boolean {
+    const turn = this.snapshot.chat.turns.find((candidate) => candidate.seq === seq);
+    if (turn === undefined || turn.textUnknown === true) return false;
+    return this.queue(turn.text, { kind: 'regenerate', of: seq });
+  }
+
+  /** Shows the branch through turn `seq` (its newest turn); every window of the session follows. */
+  switchTo(seq: number): boolean {
+    if (!this.ready || !this.snapshot.chat.turns.some((turn) => turn.seq === seq)) return false;
+    this.sendFrame({ type: 'switch', seq });
+    this.setChat(applyBranch(this.snapshot.chat, switchTarget(this.snapshot.chat, seq)));
+    return true;
+  }
+
+  private queue(text: string, intent: BranchIntent | undefined): boolean {
     if (text.trim() === '' || this.snapshot.phase === 'expired') return false;
     const clientId = this.options.newClientId();
-    this.setChat(addLocalMessage(this.snapshot.chat, clientId, text));
+    const chat = addLocalMessage(this.snapshot.chat, clientId, text, intent);
+    if (chat === this.snapshot.chat) return false;
+    this.setChat(chat);
     this.saveOutbox();
-    if (this.ready) this.transmit(clientId, text);
+    const turn = chat.turns.at(-1);
+    if (this.ready && turn !== undefined) this.transmit(turn);
     return true;
   }
 
@@ -163,7 +202,7 @@ export class ChatClient {
       // The server never stored a rejected message: replace it instead of leaving a stale copy.
       this.setChat({ ...this.snapshot.chat, turns: this.snapshot.chat.turns.filter((candidate) => candidate !== turn) });
     }
-    return this.send(turn.text);
+    return this.queue(turn.text, turn.rejected === true ? turn.intent : undefined);
   }
 
   /** Skips the backoff wait (the browser came back online, or the user asked). */
@@ -196,11 +235,12 @@ export class ChatClient {
     let chat = replaceWithSession(this.snapshot.chat, session);
     if (!this.loaded) {
       for (const entry of this.options.outbox?.load(this.token) ?? []) {
-        if (!chat.turns.some((turn) => turn.clientId === entry.clientId)) chat = addLocalMessage(chat, entry.clientId, entry.text);
+        if (!chat.turns.some((turn) => turn.clientId === entry.clientId)) chat = addLocalMessage(chat, entry.clientId, entry.text, entry.intent);
       }
     }
     this.loaded = true;
-    this.update({ phase: 'ready', session: { token: session.token, name: session.name, sessionStart: session.session_start }, chat });
+    const info: SessionInfo = { token: session.token, name: session.name, sessionStart: session.session_start };
+    this.update({ phase: 'ready', session: session.title === undefined ? info : { ...info, title: session.title }, chat });
   }
 
   private connect(): void {
@@ -263,6 +303,11 @@ export class ChatClient {
       case 'reset':
         void this.reload();
         return;
+      case 'branch':
+        // Like answer events: dropped while a reload or an unconfirmed resume will send it again.
+        if (frame.eventId !== undefined && (this.reloading || this.resumesPending > 0)) return;
+        this.onBranch(frame.head, frame.eventId);
+        return;
       case 'queued':
         this.setChat(applyQueued(this.snapshot.chat, frame.seq, frame.etaMs === undefined ? { position: frame.position } : { position: frame.position, etaMs: frame.etaMs }));
         return;
@@ -277,8 +322,20 @@ export class ChatClient {
     this.resume(this.snapshot.chat.lastEventId);
     // The same clientId is accepted once, so resending what may already be stored is safe.
     for (const turn of this.snapshot.chat.turns) {
-      if (turn.status === 'sending' && turn.clientId !== undefined) this.transmit(turn.clientId, turn.text);
+      if (turn.status === 'sending') this.transmit(turn);
     }
+  }
+
+  /**
+   * Another branch is shown. A head this client does not know in full (made in another window)
+   * comes with a fresh history.
+   */
+  private onBranch(head: number, eventId: string | undefined): void {
+    const before = this.snapshot.chat;
+    this.setChat(applyBranchEvent(before, head, eventId));
+    if (this.snapshot.chat === before) return;
+    const known = head === 0 || this.snapshot.chat.turns.some((turn) => turn.seq === head && turn.textUnknown !== true);
+    if (!known) void this.reload();
   }
 
   private resume(after: string): void {
@@ -294,14 +351,16 @@ export class ChatClient {
   }
 
   /** A frame without seq was refused. The server handles frames in order, so it is the oldest. */
-  private onRejected(code: string, message: string, namedClientId: string | undefined): void {
+  private onRejected(code: ErrorCode, message: string, namedClientId: string | undefined): void {
     if (code === ErrorCodes.invalidEventId) {
       // The refused resume will not be confirmed.
       this.resumesPending = Math.max(0, this.resumesPending - 1);
       void this.reload();
       return;
     }
-    if (!MESSAGE_REJECTIONS.has(code)) return;
+    // An edit or regenerate of a turn the server does not have names its clientId; a refused switch names none.
+    const refusedVersion = code === ErrorCodes.unknownTurn && namedClientId !== undefined;
+    if (!MESSAGE_REJECTIONS.has(code) && !refusedVersion) return;
     const clientId = namedClientId ?? this.inFlight[0];
     if (clientId === undefined) return;
     this.inFlight = this.inFlight.filter((candidate) => candidate !== clientId);
@@ -391,12 +450,16 @@ export class ChatClient {
     }, this.options.heartbeatTimeoutMs ?? 10_000);
   }
 
-  private transmit(clientId: string, text: string): void {
+  private transmit(turn: Turn): void {
+    const { clientId, text, intent } = turn;
+    if (clientId === undefined) return;
     this.inFlight.push(clientId);
-    this.sendFrame({ type: 'message', text, clientId });
+    if (intent === undefined) this.sendFrame({ type: 'message', text, clientId });
+    else if (intent.kind === 'edit') this.sendFrame({ type: 'edit', seq: intent.of, text, clientId });
+    else this.sendFrame({ type: 'regenerate', seq: intent.of, clientId });
   }
 
-  private sendFrame(frame: ClientFrame): void {
+  private sendFrame(frame: OutgoingFrame): void {
     try {
       this.socket?.send(JSON.stringify(frame));
     } catch {
@@ -430,7 +493,7 @@ export class ChatClient {
   private saveOutbox(): void {
     const entries = this.snapshot.chat.turns
       .filter((turn) => turn.status === 'sending' && turn.clientId !== undefined)
-      .map((turn) => ({ clientId: turn.clientId ?? '', text: turn.text }));
+      .map((turn) => ({ clientId: turn.clientId ?? '', text: turn.text, ...(turn.intent === undefined ? {} : { intent: turn.intent }) }));
     this.options.outbox?.save(this.token, entries);
   }
 

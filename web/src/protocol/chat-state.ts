@@ -4,7 +4,8 @@
  * functions never mutate: a changed turn is a new object, so React can skip unchanged ones.
  */
 import { compareEventIds } from '../../../src/contracts/event-ids.js';
-import type { SessionView, StoredEvent } from './types.js';
+import { branchPath, linearParents, newestLeaf, ROOT } from './branches.js';
+import type { SessionView, StoredEvent, TurnFailure } from './types.js';
 
 export type TurnStatus =
   /** Not yet accepted by the server (maybe offline); it is resent after a reconnect. */
@@ -15,13 +16,6 @@ export type TurnStatus =
   | 'done'
   | 'stopped'
   | 'error';
-
-export interface TurnError {
-  readonly code: string;
-  readonly message: string;
-  /** Reference of a failed answer, to quote to the operator (who finds the detail in the log). */
-  readonly ref?: string;
-}
 
 export interface Turn {
   /** Stable identity for the UI: the clientId of a message sent here, else the message id. */
@@ -36,7 +30,8 @@ export interface Turn {
   /** The answer so far: the deltas since the turn's latest `start`. */
   readonly answer: string;
   readonly answeredAt?: string;
-  readonly error?: TurnError;
+  /** Why the turn failed; `ref` (a failed answer's) is quoted to the operator, who finds the detail in the log. */
+  readonly error?: TurnFailure;
   /** The error is a rejection of the message itself: nothing was stored on the server. */
   readonly rejected?: boolean;
   /** Seen an answer event for a turn whose message this client never saw (sent elsewhere). */
@@ -44,6 +39,15 @@ export interface Turn {
   readonly stopRequested?: boolean;
   /** While queued: the session's place in line for a worker and the estimated wait (queued frames). */
   readonly place?: QueuePlace;
+  /** The turn this one follows (0 = the root); undefined for a new message until it is accepted. */
+  readonly parent: number | undefined;
+  /** A new version of turn `of`, not yet accepted (an edit or a regenerate sent from here). */
+  readonly intent?: BranchIntent;
+}
+
+export interface BranchIntent {
+  readonly kind: 'edit' | 'regenerate';
+  readonly of: number;
 }
 
 export interface QueuePlace {
@@ -55,9 +59,11 @@ export interface ChatState {
   readonly turns: readonly Turn[];
   /** The newest answer event applied: resume after it; anything not newer is a duplicate. */
   readonly lastEventId: string;
+  /** The newest turn of the branch shown (0 = none yet). `turns` holds every branch. */
+  readonly head: number;
 }
 
-export const EMPTY_STATE: ChatState = { turns: [], lastEventId: '0' };
+export const EMPTY_STATE: ChatState = { turns: [], lastEventId: '0', head: ROOT };
 
 export function isUnfinished(turn: Turn): boolean {
   return turn.status === 'sending' || turn.status === 'queued' || turn.status === 'answering';
@@ -66,21 +72,22 @@ export function isUnfinished(turn: Turn): boolean {
 /** Builds the conversation from a `refresh_token` snapshot (history grouped by turn). */
 export function stateFromSession(session: SessionView): ChatState {
   const bySeq = new Map<number, Turn>();
-  for (const message of session.messages) {
-    if (message.source === 'human') {
-      const error = message.error === undefined ? undefined : { ...message.error };
-      bySeq.set(message.seq, {
-        key: message.id,
-        seq: message.seq,
-        clientId: undefined,
-        text: message.msg,
-        sentAt: message.timestamp,
-        // Neither answer nor error yet: queued or being answered. A replayed `start` says which.
-        status: error === undefined ? 'queued' : 'error',
-        answer: '',
-        ...(error === undefined ? {} : { error }),
-      });
-    }
+  const humans = session.messages.filter((message) => message.source === 'human');
+  const linear = linearParents(humans.map((message) => message.seq));
+  for (const message of humans) {
+    const error = message.error === undefined ? undefined : { ...message.error };
+    bySeq.set(message.seq, {
+      key: message.id,
+      seq: message.seq,
+      clientId: undefined,
+      text: message.msg,
+      sentAt: message.timestamp,
+      // Neither answer nor error yet: queued or being answered. A replayed `start` says which.
+      status: error === undefined ? 'queued' : 'error',
+      answer: '',
+      parent: message.parent ?? linear.get(message.seq),
+      ...(error === undefined ? {} : { error }),
+    });
   }
   for (const message of session.messages) {
     if (message.source !== 'bot') continue;
@@ -94,7 +101,8 @@ export function stateFromSession(session: SessionView): ChatState {
     });
   }
   const turns = [...bySeq.values()].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-  return { turns, lastEventId: session.last_event_id };
+  const head = session.head !== undefined && bySeq.has(session.head) ? session.head : (turns.at(-1)?.seq ?? ROOT);
+  return { turns, lastEventId: session.last_event_id, head };
 }
 
 /**
@@ -107,9 +115,12 @@ export function replaceWithSession(state: ChatState, session: SessionView): Chat
   return { ...fresh, turns: [...fresh.turns, ...localOnly] };
 }
 
-export function addLocalMessage(state: ChatState, clientId: string, text: string): ChatState {
-  const turn: Turn = { key: clientId, seq: undefined, clientId, text, sentAt: undefined, status: 'sending', answer: '' };
-  return { ...state, turns: [...state.turns, turn] };
+export function addLocalMessage(state: ChatState, clientId: string, text: string, intent?: BranchIntent): ChatState {
+  const turn: Turn = { key: clientId, seq: undefined, clientId, text, sentAt: undefined, status: 'sending', answer: '', parent: undefined };
+  if (intent === undefined) return { ...state, turns: [...state.turns, turn] };
+  const of = state.turns.find((candidate) => candidate.seq === intent.of);
+  if (of?.parent === undefined) return state;
+  return { ...state, turns: [...state.turns, { ...turn, parent: of.parent, intent }] };
 }
 
 export interface Accepted {
@@ -117,6 +128,8 @@ export interface Accepted {
   readonly seq: number;
   readonly timestamp: string;
   readonly clientId?: string | undefined;
+  /** The turn it follows; servers without branches leave it out. */
+  readonly parent?: number | undefined;
 }
 
 /** The server stored a message as turn `seq`. */
@@ -128,8 +141,10 @@ export function applyAccepted(state: ChatState, accepted: Accepted): ChatState {
   const existing = state.turns[seqIndex];
   if (existing === undefined || seqIndex === localIndex) {
     const status = local.status === 'sending' || local.status === 'error' ? 'queued' : local.status;
-    const updated: Turn = { ...local, seq: accepted.seq, sentAt: accepted.timestamp, status, error: undefined, rejected: undefined };
-    return { ...state, turns: replaceAt(state.turns, localIndex, updated) };
+    // Every new turn joins the branch shown: a message follows the head, an edit or a regenerate moves it.
+    const parent = accepted.parent ?? local.parent ?? state.head;
+    const updated: Turn = { ...local, seq: accepted.seq, sentAt: accepted.timestamp, status, parent, intent: undefined, error: undefined, rejected: undefined };
+    return { ...state, turns: replaceAt(state.turns, localIndex, updated), head: accepted.seq };
   }
   // The turn is already shown: from the history (a resend after reload, accepted once) or from
   // answer events that overtook the `accepted` frame. Keep one turn, with the text known here.
@@ -144,7 +159,7 @@ export function applyQueued(state: ChatState, seq: number, place: QueuePlace): C
 }
 
 /** The server refused a message (empty, too long, too many pending, rate limited, busy): nothing was stored. */
-export function applyRejection(state: ChatState, clientId: string, error: TurnError): ChatState {
+export function applyRejection(state: ChatState, clientId: string, error: TurnFailure): ChatState {
   return updateTurn(state, (turn) => turn.clientId === clientId && turn.seq === undefined, (turn) => ({
     ...turn,
     status: 'error',
@@ -165,7 +180,7 @@ export function applyEvent(state: ChatState, event: StoredEvent): ChatState {
   if (compareEventIds(event.eventId, state.lastEventId) <= 0) return state;
   const withTurn = ensureTurn(state, event.seq);
   const turns = withTurn.turns.map((turn) => (turn.seq === event.seq ? applyToTurn(turn, event) : turn));
-  return { turns, lastEventId: event.eventId };
+  return { ...withTurn, turns, lastEventId: event.eventId };
 }
 
 function applyToTurn(turn: Turn, event: StoredEvent): Turn {
@@ -196,10 +211,23 @@ function applyToTurn(turn: Turn, event: StoredEvent): Turn {
  */
 function ensureTurn(state: ChatState, seq: number): ChatState {
   if (state.turns.some((turn) => turn.seq === seq)) return state;
-  const placeholder: Turn = { key: `seq-${seq}`, seq, clientId: undefined, text: '', sentAt: undefined, status: 'queued', answer: '', textUnknown: true };
+  // Most likely a message from another window, which follows the branch shown; the history
+  // fetched for its text (fillUnknownTexts) says for sure.
+  const newer = seq > state.head;
+  const placeholder: Turn = {
+    key: `seq-${seq}`,
+    seq,
+    clientId: undefined,
+    text: '',
+    sentAt: undefined,
+    status: 'queued',
+    answer: '',
+    textUnknown: true,
+    parent: newer ? state.head : undefined,
+  };
   const before = state.turns.findIndex((turn) => (turn.seq !== undefined && turn.seq > seq) || turn.status === 'sending');
   const at = before === -1 ? state.turns.length : before;
-  return { ...state, turns: [...state.turns.slice(0, at), placeholder, ...state.turns.slice(at)] };
+  return { ...state, turns: [...state.turns.slice(0, at), placeholder, ...state.turns.slice(at)], head: newer ? seq : state.head };
 }
 
 function updateTurn(state: ChatState, match: (turn: Turn) => boolean, change: (turn: Turn) => Turn): ChatState {
@@ -228,6 +256,42 @@ export function stoppableTurn(state: ChatState): Turn | undefined {
 export function fillUnknownTexts(state: ChatState, session: SessionView): ChatState {
   return updateTurn(state, (turn) => turn.textUnknown === true, (turn) => {
     const human = session.messages.find((message) => message.source === 'human' && message.seq === turn.seq);
-    return human === undefined ? turn : { ...turn, text: human.msg, sentAt: human.timestamp, textUnknown: undefined };
+    if (human === undefined) return turn;
+    return { ...turn, text: human.msg, sentAt: human.timestamp, textUnknown: undefined, parent: human.parent ?? turn.parent };
   });
+}
+
+/**
+ * A branch event from the session's stream: applied once, like an answer event (a replay of one
+ * already applied changes nothing).
+ */
+export function applyBranchEvent(state: ChatState, head: number, eventId: string | undefined): ChatState {
+  if (eventId === undefined) return applyBranch(state, head);
+  if (compareEventIds(eventId, state.lastEventId) <= 0) return state;
+  return { ...applyBranch(state, head), lastEventId: eventId };
+}
+
+/** The server says which branch is shown now. A new version that could not be sent is dropped with the view it made. */
+export function applyBranch(state: ChatState, head: number): ChatState {
+  const turns = state.turns.filter((turn) => !(turn.intent !== undefined && turn.rejected === true));
+  if (head === state.head && turns.length === state.turns.length) return state;
+  return { ...state, turns, head };
+}
+
+/** The branch a switch to turn `seq` shows: the newest turn under it (the server decides the same way). */
+export function switchTarget(state: ChatState, seq: number): number {
+  return newestLeaf(state.turns, seq);
+}
+
+/**
+ * The turns to show, oldest first: the branch from the head up to the root, then the messages
+ * not yet accepted. A new version being sent shows in place of the turn it replaces, on the
+ * branch up to its parent.
+ */
+export function visibleTurns(state: ChatState): Turn[] {
+  const local = state.turns.filter((turn) => turn.seq === undefined);
+  const lastBranching = local.findLastIndex((turn) => turn.intent !== undefined);
+  const branching = local[lastBranching];
+  if (branching?.parent !== undefined) return [...branchPath(state.turns, branching.parent), ...local.slice(lastBranching)];
+  return [...branchPath(state.turns, state.head), ...local.filter((turn) => turn.intent === undefined)];
 }

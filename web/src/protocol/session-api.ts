@@ -1,9 +1,12 @@
 /**
  * The two HTTP calls of the protocol: POST /token (new session) and GET /api/v1/session (a
- * session with its history; the token travels in `Authorization`, not in the URL). Responses are checked before use: the UI trusts their shape.
+ * session with its history; the token travels in `Authorization`, not in the URL). Responses are
+ * checked with the contracts' schemas before use: the UI trusts their shape.
  */
-import { isEventIdShaped } from '../../../src/contracts/event-ids.js';
-import type { ErrorCode, SessionView } from './types.js';
+import { ErrorCodes, ParleyError } from '../../../src/contracts/errors.js';
+import { invalidNameBodySchema, sessionViewSchema } from '../../../src/contracts/protocol.js';
+import { readJson } from './json.js';
+import type { SessionView } from './types.js';
 
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -14,7 +17,11 @@ export type CreateSessionResult =
 export type RefreshResult = { readonly kind: 'ok'; readonly session: SessionView } | { readonly kind: 'expired' };
 
 /** The server could not be reached or answered something unexpected: worth retrying later. */
-export class TransientError extends Error {}
+export class TransientError extends ParleyError {
+  constructor(message: string) {
+    super(ErrorCodes.unavailable, message);
+  }
+}
 
 export interface SessionApi {
   create(name: string): Promise<CreateSessionResult>;
@@ -61,49 +68,12 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
   };
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  try {
-    return (await response.json()) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
 function invalidNameMessage(body: unknown): string {
-  const detail = isRecord(body) ? body.detail : undefined;
-  const serverText = isRecord(detail) && typeof detail.msg === 'string' ? detail.msg : 'Enter a valid name';
+  const serverText = invalidNameBodySchema.safeParse(body).data?.detail.msg ?? 'Enter a valid name';
   return `${serverText.replace(/\.$/, '')}: it must not be blank or very long.`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-type HistoryMessage = SessionView['messages'][number];
-
-function toMessage(value: unknown): HistoryMessage | undefined {
-  if (!isRecord(value)) return undefined;
-  const { id, msg, timestamp, source, seq, status, error } = value;
-  if (typeof id !== 'string' || typeof msg !== 'string' || (source !== 'human' && source !== 'bot')) return undefined;
-  if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 1) return undefined;
-  const message: HistoryMessage = { id, msg, timestamp: typeof timestamp === 'string' ? timestamp : '', source, seq };
-  if (status === 'done' || status === 'stopped') message.status = status;
-  if (isRecord(error) && typeof error.code === 'string' && typeof error.message === 'string') {
-    message.error = { code: error.code as ErrorCode, message: error.message, ...(typeof error.ref === 'string' ? { ref: error.ref } : {}) };
-  }
-  return message;
-}
-
-/** Checks the shape of a session body; undefined when it is not one. */
+/** Checks the shape of a session (or conversation) body; undefined when it is not one. */
 export function toSessionView(body: unknown): SessionView | undefined {
-  if (!isRecord(body) || typeof body.token !== 'string' || typeof body.name !== 'string') return undefined;
-  const rawMessages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
-  const messages = rawMessages.map(toMessage).filter((message): message is HistoryMessage => message !== undefined);
-  return {
-    token: body.token,
-    name: body.name,
-    session_start: typeof body.session_start === 'string' ? body.session_start : '',
-    messages,
-    last_event_id: isEventIdShaped(body.last_event_id) ? body.last_event_id : '0',
-  };
+  return sessionViewSchema.safeParse(body).data;
 }

@@ -1,9 +1,17 @@
 /**
- * Wire types shared with the server. Only types are imported, so nothing of the server's code
- * (or zod) ends up in the browser bundle.
+ * Wire types shared with the server, derived from the contracts' schemas (protocol.ts, which the
+ * web imports for validation too: it depends only on zod/mini and the dependency-free contracts).
  */
-export type { ClientFrame, ServerFrame, SessionView, StoredEvent } from '../../../src/contracts/protocol.js';
+import type { ClientFrame, SessionView } from '../../../src/contracts/protocol.js';
+
+export type { ClientFrame, ServerFrame, SessionView, StoredEvent, TurnFailure } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
+
+/** Every frame a client sends, the branch frames (edit, regenerate, switch) included. */
+export type OutgoingFrame = ClientFrame;
+
+/** A message of the history; `parent` is the turn it follows (absent in records from before branches). */
+export type HistoryMessage = SessionView['messages'][number];
 
 /** What the client needs from a socket; the browser adapter wraps a WebSocket, tests a fake. */
 export interface SocketHandlers {

@@ -5,9 +5,9 @@ export type Highlight = (code: string, info: string) => Highlighted | undefined;
 
 let current: Highlight | undefined;
 let loading: Promise<void> | undefined;
-let version = 0;
 const listeners = new Set<() => void>();
 
+/** The highlighter once loaded (for useSyncExternalStore too: it changes once, when it arrives). */
 export function currentHighlighter(): Highlight | undefined {
   return current;
 }
@@ -16,7 +16,6 @@ export function loadHighlighter(): Promise<void> {
   loading ??= import('./languages.js').then(
     (module) => {
       current = module.highlight;
-      version += 1;
       for (const listener of listeners) listener();
     },
     () => {
@@ -25,11 +24,6 @@ export function loadHighlighter(): Promise<void> {
     },
   );
   return loading;
-}
-
-/** For useSyncExternalStore: changes once, when highlighting becomes available. */
-export function highlighterVersion(): number {
-  return version;
 }
 
 export function subscribeHighlighter(listener: () => void): () => void {

@@ -6,7 +6,7 @@
  * chunk has loaded, by markdown-it before).
  */
 import MarkdownIt from 'markdown-it';
-import { currentHighlighter, loadHighlighter } from './highlighter.js';
+import { currentHighlighter, loadHighlighter, type Highlight } from './highlighter.js';
 
 const SAFE_URL = /^(https?:\/\/|mailto:)/i;
 
@@ -37,18 +37,20 @@ md.renderer.rules.image = (tokens, index) => {
   return `<a href="${escapeHtml(src)}" target="_blank" rel="noopener noreferrer">${escapeHtml(alt)}</a>`;
 };
 
+/** The highlighter of the rendering in progress (rendering is synchronous: one at a time). */
+let renderingWith: Highlight | undefined;
+
 md.renderer.rules.fence = (tokens, index) => {
   const token = tokens[index];
-  return token === undefined ? '' : codeBlock(token.content, token.info.trim().split(/\s+/)[0] ?? '');
+  return token === undefined ? '' : codeBlock(token.content, token.info.trim().split(/\s+/)[0] ?? '', renderingWith);
 };
 
 md.renderer.rules.code_block = (tokens, index) => {
   const token = tokens[index];
-  return token === undefined ? '' : codeBlock(token.content, '');
+  return token === undefined ? '' : codeBlock(token.content, '', renderingWith);
 };
 
-function codeBlock(code: string, info: string): string {
-  const highlighter = currentHighlighter();
+function codeBlock(code: string, info: string, highlighter: Highlight | undefined): string {
   if (highlighter === undefined && info !== '') void loadHighlighter();
   const highlighted = highlighter?.(code, info);
   // The label is text from the input: escaped, and never used as a class name.
@@ -63,6 +65,7 @@ function codeBlock(code: string, info: string): string {
 }
 
 /** Renders Markdown from an untrusted source to HTML that contains no markup from that source. */
-export function renderMarkdown(source: string): string {
+export function renderMarkdown(source: string, highlight: Highlight | undefined = currentHighlighter()): string {
+  renderingWith = highlight;
   return md.render(source);
 }

@@ -9,6 +9,7 @@ interface ChatHeaderProps {
   readonly startingNewChat: boolean;
   readonly onNewChat: () => void;
   readonly onReconnect: () => void;
+  readonly onSignIn: (() => void) | undefined;
 }
 
 /** After this many failed attempts in a row, say plainly that we are offline. */
@@ -21,7 +22,27 @@ function connectionLabel(connection: ConnectionStatus, failures: number): string
   return failures >= OFFLINE_AFTER ? 'Offline, retrying…' : 'Reconnecting…';
 }
 
-export function ChatHeader({ session, connection, failures, startingNewChat, onNewChat, onReconnect }: ChatHeaderProps) {
+interface ConnectionIndicatorProps {
+  readonly connection: ConnectionStatus;
+  readonly failures: number;
+  readonly onReconnect: () => void;
+}
+
+export function ConnectionIndicator({ connection, failures, onReconnect }: ConnectionIndicatorProps) {
+  return (
+    <div className="connection" data-connection={connection} role="status">
+      <span className="dot" aria-hidden="true" />
+      <span className="connection-label">{connectionLabel(connection, failures)}</span>
+      {connection === 'reconnecting' ? (
+        <button type="button" className="link-button" onClick={onReconnect}>
+          Retry now
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+export function ChatHeader({ session, connection, failures, startingNewChat, onNewChat, onReconnect, onSignIn }: ChatHeaderProps) {
   return (
     <header className="chat-header">
       <div className="header-inner">
@@ -36,15 +57,12 @@ export function ChatHeader({ session, connection, failures, startingNewChat, onN
             </p>
           ) : null}
         </div>
-        <div className="connection" data-connection={connection} role="status">
-          <span className="dot" aria-hidden="true" />
-          <span className="connection-label">{connectionLabel(connection, failures)}</span>
-          {connection === 'reconnecting' ? (
-            <button type="button" className="link-button" onClick={onReconnect}>
-              Retry now
-            </button>
-          ) : null}
-        </div>
+        <ConnectionIndicator connection={connection} failures={failures} onReconnect={onReconnect} />
+        {onSignIn === undefined ? null : (
+          <button type="button" className="button sign-in-link" onClick={onSignIn}>
+            Sign in
+          </button>
+        )}
         <button type="button" className="button new-chat" onClick={onNewChat} disabled={startingNewChat} aria-label="New chat">
           <PlusIcon />
           <span className="button-text">New chat</span>

@@ -1,11 +1,8 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 import { sessionApi } from '../protocol/browser.js';
-import { isUnfinished } from '../protocol/chat-state.js';
-import { loadHighlighter } from '../render/highlighter.js';
 import type { SessionView } from '../protocol/types.js';
 import { ChatHeader } from './ChatHeader.js';
-import { Composer } from './Composer.js';
-import { MessageList } from './MessageList.js';
+import { ChatView } from './ChatView.js';
 import { useChatClient } from './useChatClient.js';
 
 interface ChatScreenProps {
@@ -13,23 +10,20 @@ interface ChatScreenProps {
   readonly initialSession: SessionView | undefined;
   readonly onSession: (session: SessionView) => void;
   readonly onExpired: () => void;
+  /** Offered when the server has accounts: leaves the anonymous chat for the sign-in screen. */
+  readonly onSignIn: (() => void) | undefined;
 }
 
-export function ChatScreen({ token, initialSession, onSession, onExpired }: ChatScreenProps) {
-  const { client, snapshot } = useChatClient(token, initialSession);
+/** The anonymous chat: one session per name, kept for its sliding lifetime. */
+export function ChatScreen({ token, initialSession, onSession, onExpired, onSignIn }: ChatScreenProps) {
+  const { client, snapshot } = useChatClient(token, initialSession, sessionApi);
   const [newChatError, setNewChatError] = useState<string>();
   const [startingNewChat, setStartingNewChat] = useState(false);
-  const { phase, connection, failures, session, chat } = snapshot;
+  const { phase, connection, failures, session } = snapshot;
 
   useEffect(() => {
     if (phase === 'expired') onExpired();
   }, [phase, onExpired]);
-
-  useEffect(() => {
-    // Fetch the highlighter while the user reads or types, before the first code block needs it.
-    const timer = window.setTimeout(() => void loadHighlighter(), 1500);
-    return () => window.clearTimeout(timer);
-  }, []);
 
   useEffect(() => {
     document.title = session === undefined ? 'Parley' : `${session.name} · Parley`;
@@ -44,10 +38,6 @@ export function ChatScreen({ token, initialSession, onSession, onExpired }: Chat
     else setNewChatError(result.message);
   };
 
-  const onRetry = useCallback((key: string) => void client.retry(key), [client]);
-  const online = connection === 'online' || connection === 'degraded';
-  const answering = chat.turns.some((turn) => turn.seq !== undefined && isUnfinished(turn));
-
   return (
     <div className="chat-screen">
       <ChatHeader
@@ -57,20 +47,14 @@ export function ChatScreen({ token, initialSession, onSession, onExpired }: Chat
         startingNewChat={startingNewChat}
         onNewChat={() => void newChat()}
         onReconnect={() => client.reconnectNow()}
+        onSignIn={onSignIn}
       />
       {newChatError === undefined ? null : (
         <p className="banner" role="alert">
           {newChatError}
         </p>
       )}
-      {phase === 'loading' ? (
-        <main className="messages loading" aria-busy="true">
-          <p className="muted">Loading your conversation…</p>
-        </main>
-      ) : (
-        <MessageList turns={chat.turns} online={online} name={session?.name ?? ''} onRetry={onRetry} />
-      )}
-      <Composer onSend={(text) => client.send(text)} onStop={() => void client.stop()} canStop={answering && online} />
+      <ChatView client={client} snapshot={snapshot} name={session?.name ?? ''} />
     </div>
   );
 }

@@ -1,5 +1,5 @@
 import { memo, useMemo, useSyncExternalStore, type MouseEvent } from 'react';
-import { highlighterVersion, subscribeHighlighter } from '../render/highlighter.js';
+import { currentHighlighter, subscribeHighlighter } from '../render/highlighter.js';
 import { renderMarkdown } from '../render/markdown.js';
 import { copyText } from './copy.js';
 
@@ -31,8 +31,8 @@ interface MarkdownProps {
 
 export const Markdown = memo(function Markdown({ text, streaming = false }: MarkdownProps) {
   // Rendering again once the highlighter chunk arrives turns plain code blocks into coloured ones.
-  const highlighter = useSyncExternalStore(subscribeHighlighter, highlighterVersion);
-  const html = useMemo(() => renderMarkdown(text), [text, highlighter]);
+  const highlight = useSyncExternalStore(subscribeHighlighter, currentHighlighter);
+  const html = useMemo(() => renderMarkdown(text, highlight), [text, highlight]);
   return (
     <div
       className={streaming ? 'markdown message-content streaming' : 'markdown message-content'}

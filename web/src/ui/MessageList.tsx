@@ -1,19 +1,23 @@
-import { useCallback, useLayoutEffect, useRef, useState } from 'react';
-import { isUnfinished, type Turn } from '../protocol/chat-state.js';
+import { useCallback, useLayoutEffect, useMemo, useRef, useState } from 'react';
+import { siblingGroups } from '../protocol/branches.js';
+import { isUnfinished, visibleTurns, type ChatState } from '../protocol/chat-state.js';
 import { DownIcon } from './icons.js';
-import { TurnView } from './TurnView.js';
+import { TurnView, type TurnActions } from './TurnView.js';
 
 /** Within this many pixels of the bottom the view counts as "at the bottom" and follows. */
 const PIN_SLACK_PX = 48;
 
 interface MessageListProps {
-  readonly turns: readonly Turn[];
+  /** Every branch of the conversation; the one shown is drawn. */
+  readonly chat: ChatState;
   readonly online: boolean;
   readonly name: string;
-  readonly onRetry: (key: string) => void;
+  readonly actions: TurnActions;
 }
 
-export function MessageList({ turns, online, name, onRetry }: MessageListProps) {
+export function MessageList({ chat, online, name, actions }: MessageListProps) {
+  const turns = useMemo(() => visibleTurns(chat), [chat]);
+  const versions = useMemo(() => siblingGroups(chat.turns), [chat.turns]);
   const scroller = useRef<HTMLElement>(null);
   // A ref, not state: it changes on every scroll event and must not re-render anything.
   const pinned = useRef(true);
@@ -59,7 +63,21 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
         {turns.map((turn) => {
           const waitingBehind = unfinishedBefore;
           if (isUnfinished(turn)) unfinishedBefore += 1;
-          return <TurnView key={turn.key} turn={turn} waitingBehind={waitingBehind} online={online} onRetry={onRetry} />;
+          const siblings = (turn.parent === undefined ? undefined : versions.get(turn.parent)) ?? [turn];
+          const index = Math.max(0, siblings.indexOf(turn));
+          return (
+            <TurnView
+              key={turn.key}
+              turn={turn}
+              waitingBehind={waitingBehind}
+              online={online}
+              versionIndex={index}
+              versionCount={siblings.length}
+              previousVersion={siblings[index - 1]?.seq}
+              nextVersion={siblings[index + 1]?.seq}
+              {...actions}
+            />
+          );
         })}
       </div>
       {behind ? (
@@ -72,7 +90,7 @@ export function MessageList({ turns, online, name, onRetry }: MessageListProps) 
   );
 }
 
-function EmptyState({ name }: { readonly name: string }) {
+export function EmptyState({ name }: { readonly name: string }) {
   return (
     <div className="empty">
       <p className="empty-title">Hello{name === '' ? '' : `, ${name}`}.</p>

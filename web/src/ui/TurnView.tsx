@@ -1,15 +1,33 @@
-import { memo } from 'react';
+import { memo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import type { Turn } from '../protocol/chat-state.js';
 import { formatPlace, formatWhen } from './format.js';
-import { RetryIcon } from './icons.js';
+import { EditIcon, NextIcon, PrevIcon, RetryIcon } from './icons.js';
 import { Markdown } from './Markdown.js';
 
-interface TurnViewProps {
+/** Where a turn stands among its versions (siblings); seqs undefined where there is none to go to. */
+export interface TurnVersions {
+  readonly index: number;
+  readonly count: number;
+  readonly previous: number | undefined;
+  readonly next: number | undefined;
+}
+
+export interface TurnActions {
+  readonly onRetry: (key: string) => void;
+  readonly onEdit: (seq: number, text: string) => void;
+  readonly onRegenerate: (seq: number) => void;
+  readonly onSwitch: (seq: number) => void;
+}
+
+interface TurnViewProps extends TurnActions {
   readonly turn: Turn;
   /** Unfinished turns before this one: > 0 means it waits in the queue. */
   readonly waitingBehind: number;
   readonly online: boolean;
-  readonly onRetry: (key: string) => void;
+  readonly versionIndex: number;
+  readonly versionCount: number;
+  readonly previousVersion: number | undefined;
+  readonly nextVersion: number | undefined;
 }
 
 function humanStatus(turn: Turn, waitingBehind: number, online: boolean): string | undefined {
@@ -19,26 +37,122 @@ function humanStatus(turn: Turn, waitingBehind: number, online: boolean): string
   return undefined;
 }
 
-export const TurnView = memo(function TurnView({ turn, waitingBehind, online, onRetry }: TurnViewProps) {
+export const TurnView = memo(function TurnView(props: TurnViewProps) {
+  const { turn, waitingBehind, online, onEdit } = props;
+  const [editing, setEditing] = useState(false);
   const status = humanStatus(turn, waitingBehind, online);
+  const editable = turn.seq !== undefined && turn.textUnknown !== true;
   return (
     <article className="turn" data-status={turn.status} data-seq={turn.seq} aria-busy={turn.status === 'answering'}>
       <div className="human">
-        <div className="human-bubble">
-          <span className="sr-only">You: </span>
-          {turn.textUnknown === true ? <em className="muted">Sent from another window</em> : <p className="human-text">{turn.text}</p>}
-        </div>
+        {editing && turn.seq !== undefined ? (
+          <MessageEditor
+            text={turn.text}
+            onCancel={() => setEditing(false)}
+            onSave={(text) => {
+              setEditing(false);
+              if (turn.seq !== undefined && text !== turn.text) onEdit(turn.seq, text);
+            }}
+          />
+        ) : (
+          <div className="human-bubble">
+            <span className="sr-only">You: </span>
+            {turn.textUnknown === true ? <em className="muted">Sent from another window</em> : <p className="human-text">{turn.text}</p>}
+          </div>
+        )}
         <div className="meta human-meta">
           {status === undefined ? null : <span className={`badge badge-${turn.status}`}>{status}</span>}
           {turn.sentAt === undefined ? null : <time dateTime={turn.sentAt}>{formatWhen(turn.sentAt)}</time>}
+          <VersionSwitcher {...props} />
+          {editable && !editing ? (
+            <button type="button" className="icon-button" onClick={() => setEditing(true)} aria-label="Edit message" title="Edit message">
+              <EditIcon />
+            </button>
+          ) : null}
         </div>
       </div>
-      <Answer turn={turn} waitingBehind={waitingBehind} onRetry={onRetry} />
+      <Answer {...props} />
     </article>
   );
 });
 
-function Answer({ turn, waitingBehind, onRetry }: Omit<TurnViewProps, 'online'>) {
+/** "‹ 2/3 ›": the versions of this turn; choosing one shows its branch. */
+function VersionSwitcher({ turn, online, versionIndex, versionCount, previousVersion, nextVersion, onSwitch }: TurnViewProps) {
+  if (versionCount < 2) return null;
+  const disabled = !online || turn.seq === undefined;
+  return (
+    <div className="versions" role="group" aria-label="Versions of this message">
+      <button
+        type="button"
+        className="icon-button"
+        aria-label="Previous version"
+        disabled={disabled || previousVersion === undefined}
+        onClick={() => previousVersion !== undefined && onSwitch(previousVersion)}
+      >
+        <PrevIcon />
+      </button>
+      <span className="versions-count" aria-live="polite">
+        <span className="sr-only">Version </span>
+        {versionIndex + 1}/{versionCount}
+      </span>
+      <button
+        type="button"
+        className="icon-button"
+        aria-label="Next version"
+        disabled={disabled || nextVersion === undefined}
+        onClick={() => nextVersion !== undefined && onSwitch(nextVersion)}
+      >
+        <NextIcon />
+      </button>
+    </div>
+  );
+}
+
+/** Edits a sent message in place: Enter or Save sends it as a new version, Escape or Cancel keeps the old one. */
+function MessageEditor({ text, onSave, onCancel }: { readonly text: string; readonly onSave: (text: string) => void; readonly onCancel: () => void }) {
+  const [draft, setDraft] = useState(text);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const save = () => {
+    if (draft.trim() !== '') onSave(draft);
+  };
+  const onSubmit = (event: FormEvent) => {
+    event.preventDefault();
+    save();
+  };
+  const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (event.key === 'Escape') {
+      event.preventDefault();
+      onCancel();
+    } else if (event.key === 'Enter' && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      save();
+    }
+  };
+  return (
+    <form className="editor" onSubmit={onSubmit}>
+      <textarea
+        ref={input}
+        className="editor-input"
+        aria-label="Edit your message"
+        value={draft}
+        autoFocus
+        onFocus={(event) => event.currentTarget.setSelectionRange(draft.length, draft.length)}
+        onChange={(event) => setDraft(event.target.value)}
+        onKeyDown={onKeyDown}
+      />
+      <div className="editor-actions">
+        <button type="button" className="button button-small" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="button button-small button-primary" disabled={draft.trim() === ''}>
+          Save
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function Answer({ turn, waitingBehind, onRetry, onRegenerate }: TurnViewProps) {
   if (turn.status === 'error') return <TurnFailure turn={turn} onRetry={onRetry} />;
   if (turn.status === 'sending' || (turn.status === 'queued' && waitingBehind > 0)) return null;
   const answering = turn.status === 'queued' || turn.status === 'answering';
@@ -56,8 +170,22 @@ function Answer({ turn, waitingBehind, onRetry }: Omit<TurnViewProps, 'online'>)
       ) : (
         <Markdown text={turn.answer} streaming={answering} />
       )}
-      {turn.status === 'stopped' ? <div className="meta"><span className="badge badge-stopped">Stopped</span></div> : null}
-      {answering && turn.stopRequested === true ? <div className="meta"><span className="badge">Stopping…</span></div> : null}
+      {answering ? (
+        turn.stopRequested === true ? (
+          <div className="meta">
+            <span className="badge">Stopping…</span>
+          </div>
+        ) : null
+      ) : (
+        <div className="meta bot-meta">
+          {turn.status === 'stopped' ? <span className="badge badge-stopped">Stopped</span> : null}
+          {turn.seq !== undefined && turn.textUnknown !== true ? (
+            <button type="button" className="icon-button" onClick={() => turn.seq !== undefined && onRegenerate(turn.seq)} aria-label="Regenerate answer" title="Regenerate answer">
+              <RetryIcon />
+            </button>
+          ) : null}
+        </div>
+      )}
     </div>
   );
 }

@@ -1,13 +1,16 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { browserClientOptions } from '../protocol/browser.js';
-import { ChatClient, type ChatSnapshot } from '../protocol/chat-client.js';
+import { ChatClient, type ChatClientOptions, type ChatSnapshot } from '../protocol/chat-client.js';
 import type { SessionView } from '../protocol/types.js';
 import { localOutbox } from '../storage.js';
 
-/** One client per mounted chat; it reconnects on its own, and faster when the network returns. */
-export function useChatClient(token: string, initialSession: SessionView | undefined): { client: ChatClient; snapshot: ChatSnapshot } {
+/**
+ * One client per mounted chat; it reconnects on its own, and faster when the network returns.
+ * `api` loads the history: the anonymous session API, or a signed-in person's conversation.
+ */
+export function useChatClient(token: string, initialSession: SessionView | undefined, api: ChatClientOptions['api']): { client: ChatClient; snapshot: ChatSnapshot } {
   const [client] = useState(
-    () => new ChatClient({ token, outbox: localOutbox, ...browserClientOptions(), ...(initialSession === undefined ? {} : { initialSession }) }),
+    () => new ChatClient({ token, api, outbox: localOutbox, ...browserClientOptions(), ...(initialSession === undefined ? {} : { initialSession }) }),
   );
   useEffect(() => {
     client.start();
