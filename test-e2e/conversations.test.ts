@@ -156,7 +156,8 @@ describe('conversations in the browser', () => {
     await toggle.click();
     await startConversation(page, 'First on the phone');
     assert.equal(await toggle.getAttribute('aria-expanded'), 'false', 'closed after choosing');
-    assert.equal(await page.locator('#sidebar').isVisible(), false);
+    // The list slides away (a 180 ms transition): wait for it to end rather than race it.
+    await page.locator('#sidebar').waitFor({ state: 'hidden' });
     await toggle.click();
     assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
     await page.getByRole('button', { name: 'New conversation' }).waitFor();
