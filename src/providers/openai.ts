@@ -12,6 +12,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { backoffDelay } from '../contracts/backoff.js';
 import { ErrorCodes, ModelError, type ErrorCode } from '../contracts/errors.js';
 import type { ModelConfig } from '../config/config.js';
 import { describeCause, type ChatTurn, type GenerateRequest, type ModelProvider, type ProviderLogger } from './provider.js';
@@ -629,11 +630,10 @@ export class OpenAICompatibleProvider implements ModelProvider {
     return new ModelError(code, safe, retryable, retryAfterMs, cause === undefined ? undefined : { cause });
   }
 
-  /** Exponential backoff with jitter (half fixed, half random); Retry-After wins when longer. */
+  /** The shared backoff (attempt 1 = the first retry); Retry-After wins when longer. */
   private retryDelay(attempt: number, retryAfterMs: number | undefined): number {
-    const exponential = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
-    const jittered = Math.round(exponential / 2 + (this.random() * exponential) / 2);
-    return Math.max(jittered, retryAfterMs ?? 0);
+    const delay = backoffDelay(attempt - 1, this.random, { baseMs: this.retryBaseMs, maxMs: this.retryMaxMs });
+    return Math.max(delay, retryAfterMs ?? 0);
   }
 
   private requestBody(turns: readonly ChatTurn[]): Record<string, unknown> {

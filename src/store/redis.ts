@@ -7,17 +7,16 @@
  */
 import { createClient, createCluster } from 'redis';
 import type { RedisConfig } from '../config/config.js';
+import { backoffDelay, type BackoffOptions } from '../contracts/backoff.js';
 import { ErrorCodes, ParleyError } from '../contracts/errors.js';
 
 export interface RedisLogger {
   warn(object: object, message: string): void;
 }
 
-/** Reconnect with capped exponential backoff plus jitter, so a failover is not met by a storm. */
-function reconnectDelay(retries: number): number {
-  const capped = Math.min(5000, 100 * 2 ** Math.min(retries, 6));
-  return Math.round(capped / 2 + Math.random() * (capped / 2));
-}
+/** Reconnects from 0.1 s up to 5 s apart, with jitter, so a failover is not met by a storm. */
+const RECONNECT_BACKOFF: BackoffOptions = { baseMs: 100, maxMs: 5000 };
+const reconnectDelay = (retries: number) => backoffDelay(retries, Math.random, RECONNECT_BACKOFF);
 
 function clientOptions(config: RedisConfig) {
   return {

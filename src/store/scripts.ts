@@ -57,17 +57,11 @@ function sessionScript(file: string): SessionScript {
   return { ...lua, sharded: luaScript(lua.name, lua.source.replace(PUBLISH_LINE, "local PUBLISH = 'SPUBLISH'")) };
 }
 
-export const acceptMessage = sessionScript('accept-message');
-export const touchSession = sessionScript('touch-session');
-export const inspectSession = sessionScript('inspect-session');
-export const readSession = sessionScript('read-session');
-export const requestStop = sessionScript('request-stop');
-export const startTurn = sessionScript('start-turn');
-export const appendDelta = sessionScript('append-delta');
-export const finishTurn = sessionScript('finish-turn');
-export const markWake = sessionScript('mark-wake');
-export const renewLease = sessionScript('renew-lease');
-export const switchBranch = sessionScript('switch-branch');
+/** Every session script: `acceptMessage` is the file lua/accept-message.lua, and so on. */
+const SESSION_SCRIPT_NAMES = ['acceptMessage', 'touchSession', 'inspectSession', 'readSession', 'requestStop', 'startTurn', 'appendDelta', 'finishTurn', 'markWake', 'renewLease', 'switchBranch'] as const;
+const kebabCase = (name: string) => name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+const sessionScripts = Object.fromEntries(SESSION_SCRIPT_NAMES.map((name) => [name, sessionScript(kebabCase(name))])) as Record<(typeof SESSION_SCRIPT_NAMES)[number], SessionScript>;
+export const { acceptMessage, touchSession, inspectSession, readSession, requestStop, startTurn, appendDelta, finishTurn, markWake, renewLease, switchBranch } = sessionScripts;
 export const forgetUnanswered = loadScript('forget-unanswered');
 
 export interface ScriptReply {

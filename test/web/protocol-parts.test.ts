@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay } from '../../web/src/protocol/backoff.js';
+import { backoffDelay } from '../../src/contracts/backoff.js';
 import { chatSocketProtocols, chatSocketUrl } from '../../web/src/protocol/browser.js';
+import { DEFAULT_BACKOFF } from '../../web/src/protocol/chat-client.js';
 import { applyQueued, stateFromSession } from '../../web/src/protocol/chat-state.js';
 import { formatPlace, ordinal } from '../../web/src/ui/format.js';
 import { compareEventIds } from '../../src/contracts/event-ids.js';
@@ -18,7 +19,7 @@ describe('backoffDelay', () => {
   });
 
   it('spreads clients over the upper half of the window', () => {
-    const delays = new Set(Array.from({ length: 50 }, (_, index) => backoffDelay(3, () => index / 50)));
+    const delays = new Set(Array.from({ length: 50 }, (_, index) => backoffDelay(3, () => index / 50, DEFAULT_BACKOFF)));
     assert.equal(delays.size, 50);
     for (const delay of delays) assert.ok(delay >= 2000 && delay <= 4000);
   });

@@ -4,7 +4,10 @@
  * exposes the conversation as immutable snapshots. Framework-free; every side effect (socket,
  * timers, randomness, HTTP) is injected so tests drive it deterministically.
  */
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { backoffDelay, type BackoffOptions } from '../../../src/contracts/backoff.js';
+
+/** The browser's reconnects: from half a second up to 15 s apart. */
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 15_000 };
 import {
   addLocalMessage,
   applyAccepted,

@@ -1,8 +1,8 @@
-import { useState } from 'react';
 import { EXPORT_ALL_URL, type ApiResult, type Person } from '../protocol/account-api.js';
 import { accountApi } from '../protocol/browser.js';
 import { ConfirmDialog } from './ConfirmDialog.js';
-import { Menu } from './Menu.js';
+import { DangerMenuItem, Menu } from './Menu.js';
+import { useConfirmedAction } from './useConfirmedAction.js';
 
 interface AccountMenuProps {
   readonly person: Person;
@@ -16,22 +16,17 @@ export const SIGNED_OUT_EVERYWHERE = 'You are signed out on every device.';
 export const ACCOUNT_DELETED = 'Your account and all its conversations were deleted.';
 
 export function AccountMenu({ person, onSignedOut, onError }: AccountMenuProps) {
-  const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [deleteError, setDeleteError] = useState<string>();
+  const deletion = useConfirmedAction<Person>(async () => {
+    const result = await accountApi.deleteAccount();
+    if (!result.ok) return result.detail;
+    onSignedOut(ACCOUNT_DELETED);
+    return undefined;
+  });
 
   const run = async (action: () => Promise<ApiResult<null>>, notice: string) => {
     const result = await action();
     if (result.ok) onSignedOut(notice);
     else onError(result.detail);
-  };
-
-  const deleteAccount = async () => {
-    setBusy(true);
-    const result = await accountApi.deleteAccount();
-    setBusy(false);
-    if (result.ok) onSignedOut(ACCOUNT_DELETED);
-    else setDeleteError(result.detail);
   };
 
   return (
@@ -63,35 +58,20 @@ export function AccountMenu({ person, onSignedOut, onError }: AccountMenuProps) 
             <button type="button" className="menu-item" onClick={() => void run(() => accountApi.signOutEverywhere(), SIGNED_OUT_EVERYWHERE)}>
               Sign out everywhere
             </button>
-            <button
-              type="button"
-              className="menu-item menu-item-danger"
-              onClick={() => {
-                close();
-                setDeleteError(undefined);
-                setConfirming(true);
-              }}
-            >
+            <DangerMenuItem close={close} onAsk={() => deletion.ask(person)}>
               Delete my account…
-            </button>
+            </DangerMenuItem>
           </>
         )}
       </Menu>
-      {confirming ? (
-        <ConfirmDialog
-          title="Delete your account?"
-          confirmLabel="Delete my account"
-          busy={busy}
-          error={deleteError}
-          onConfirm={() => void deleteAccount()}
-          onCancel={() => setConfirming(false)}
-        >
+      {deletion.subject === undefined ? null : (
+        <ConfirmDialog title="Delete your account?" confirmLabel="Delete my account" {...deletion.dialog}>
           <p>
             Your account <strong>{person.username}</strong> and every conversation in it are deleted at once and for good. Export your data first if you want
             to keep a copy.
           </p>
         </ConfirmDialog>
-      ) : null}
+      )}
     </>
   );
 }

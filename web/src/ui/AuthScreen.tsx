@@ -1,4 +1,4 @@
-import { useId, useState, type FormEvent, type ReactNode } from 'react';
+import { createContext, useContext, useId, useState, type FormEvent, type ReactNode } from 'react';
 import { OIDC_START_URL, type ApiResult, type AuthConfig, type Person } from '../protocol/account-api.js';
 import { accountApi, sessionApi } from '../protocol/browser.js';
 import type { SessionView } from '../protocol/types.js';
@@ -57,40 +57,14 @@ export function AuthScreen({ config, notice, onSignedIn, onSession }: AuthScreen
   );
 }
 
-/** Runs one submission: busy while it runs, the server's `detail` as the error when it fails. */
-function useSubmit<T>(action: () => Promise<ApiResult<T>>, onDone: (value: T) => void) {
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    const result = await action();
-    setBusy(false);
-    if (result.ok) onDone(result.value);
-    else setError(result.detail);
-  };
-  return { error, busy, onSubmit: (event: FormEvent) => void submit(event) };
-}
-
 function SignInForm({ onSignedIn }: { readonly onSignedIn: (person: Person) => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const { error, busy, onSubmit } = useSubmit(() => accountApi.signIn(username, password), onSignedIn);
-  const errorId = useId();
   return (
-    <form className="start-form" onSubmit={onSubmit} aria-label="Sign in" noValidate>
-      <Field label="User name" error={error} errorId={errorId}>
-        {(link) => <input {...link} name="username" autoComplete="username" autoFocus value={username} onChange={(event) => setUsername(event.target.value)} />}
-      </Field>
-      <Field label="Password" error={error} errorId={errorId}>
-        {(link) => <input {...link} name="password" type="password" autoComplete="current-password" value={password} onChange={(event) => setPassword(event.target.value)} />}
-      </Field>
-      <FormError id={errorId} error={error} />
-      <button type="submit" className="button button-primary button-wide" disabled={busy}>
-        {busy ? 'Signing in…' : 'Sign in'}
-      </button>
-    </form>
+    <AccountForm label="Sign in" submitLabel="Sign in" busyLabel="Signing in…" action={() => accountApi.signIn(username, password)} onSignedIn={onSignedIn}>
+      <TextField label="User name" name="username" autoComplete="username" autoFocus value={username} onChange={setUsername} />
+      <TextField label="Password" name="password" type="password" autoComplete="current-password" value={password} onChange={setPassword} />
+    </AccountForm>
   );
 }
 
@@ -99,69 +73,102 @@ function SignUpForm({ invite, onSignedIn }: { readonly invite: boolean; readonly
   const [displayName, setDisplayName] = useState('');
   const [password, setPassword] = useState('');
   const [code, setCode] = useState('');
-  const { error, busy, onSubmit } = useSubmit(() => accountApi.signUp({ username, password, displayName, ...(invite ? { invite: code } : {}) }), onSignedIn);
-  const errorId = useId();
+  const signUp = () => accountApi.signUp({ username, password, displayName, ...(invite ? { invite: code } : {}) });
   return (
-    <form className="start-form" onSubmit={onSubmit} aria-label="Create an account" noValidate>
-      <Field label="User name" error={error} errorId={errorId}>
-        {(link) => <input {...link} name="username" autoComplete="username" autoFocus value={username} onChange={(event) => setUsername(event.target.value)} />}
-      </Field>
-      <Field label="Display name (optional)" error={undefined} errorId={errorId}>
-        {(link) => <input {...link} name="displayName" autoComplete="name" value={displayName} onChange={(event) => setDisplayName(event.target.value)} />}
-      </Field>
-      <Field label="Password" hint="At least 8 characters." error={error} errorId={errorId}>
-        {(link) => <input {...link} name="password" type="password" autoComplete="new-password" value={password} onChange={(event) => setPassword(event.target.value)} />}
-      </Field>
-      {invite ? (
-        <Field label="Invitation code" error={error} errorId={errorId}>
-          {(link) => <input {...link} name="invite" autoComplete="off" value={code} onChange={(event) => setCode(event.target.value)} />}
-        </Field>
-      ) : null}
-      <FormError id={errorId} error={error} />
+    <AccountForm label="Create an account" submitLabel="Create account" busyLabel="Creating your account…" action={signUp} onSignedIn={onSignedIn}>
+      <TextField label="User name" name="username" autoComplete="username" autoFocus value={username} onChange={setUsername} />
+      <TextField label="Display name (optional)" name="displayName" autoComplete="name" value={displayName} onChange={setDisplayName} unaffectedByError />
+      <TextField label="Password" hint="At least 8 characters." name="password" type="password" autoComplete="new-password" value={password} onChange={setPassword} />
+      {invite ? <TextField label="Invitation code" name="invite" autoComplete="off" value={code} onChange={setCode} /> : null}
+    </AccountForm>
+  );
+}
+
+/** The form's error and the id of its message, for the fields it is about. */
+interface FormErrorLink {
+  readonly error: string | undefined;
+  readonly errorId: string;
+}
+
+const FormErrorContext = createContext<FormErrorLink | undefined>(undefined);
+
+interface AccountFormProps {
+  /** The form's accessible name. */
+  readonly label: string;
+  readonly submitLabel: string;
+  /** The submit button's text while the server answers. */
+  readonly busyLabel: string;
+  readonly action: () => Promise<ApiResult<Person>>;
+  readonly onSignedIn: (person: Person) => void;
+  /** The TextFields: each is tied to the form's error. */
+  readonly children: ReactNode;
+}
+
+/** Runs one submission: busy while it runs, the server's `detail` as the form's error when it fails. */
+function AccountForm({ label, submitLabel, busyLabel, action, onSignedIn, children }: AccountFormProps) {
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  const errorId = useId();
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    const result = await action();
+    setBusy(false);
+    if (result.ok) onSignedIn(result.value);
+    else setError(result.detail);
+  };
+  return (
+    <form className="start-form" onSubmit={(event) => void submit(event)} aria-label={label} noValidate>
+      <FormErrorContext value={{ error, errorId }}>{children}</FormErrorContext>
+      {error === undefined ? null : (
+        <p id={errorId} className="field-error" role="alert">
+          {error}
+        </p>
+      )}
       <button type="submit" className="button button-primary button-wide" disabled={busy}>
-        {busy ? 'Creating your account…' : 'Create account'}
+        {busy ? busyLabel : submitLabel}
       </button>
     </form>
   );
 }
 
-interface InputLink {
-  readonly id: string;
-  readonly 'aria-invalid': boolean;
-  readonly 'aria-describedby': string | undefined;
-}
-
-interface FieldProps {
+interface TextFieldProps {
   readonly label: string;
   readonly hint?: string;
-  readonly error: string | undefined;
-  readonly errorId: string;
-  /** Renders the input with the attributes that tie it to its label, hint and the form's error. */
-  readonly children: (link: InputLink) => ReactNode;
+  readonly name: string;
+  readonly type?: 'password';
+  readonly autoComplete: string;
+  readonly autoFocus?: boolean;
+  readonly value: string;
+  readonly onChange: (value: string) => void;
+  /** The form's error is never about this field: it is not marked invalid with the others. */
+  readonly unaffectedByError?: boolean;
 }
 
-function Field({ label, hint, error, errorId, children }: FieldProps) {
+/** A labelled input, described by its hint and by the error of the AccountForm around it. */
+function TextField({ label, hint, unaffectedByError = false, onChange, ...input }: TextFieldProps) {
   const id = useId();
   const hintId = `${id}-hint`;
-  const describedBy = [hint === undefined ? undefined : hintId, error === undefined ? undefined : errorId].filter(Boolean).join(' ');
+  const formError = useContext(FormErrorContext);
+  const errorId = unaffectedByError || formError?.error === undefined ? undefined : formError.errorId;
+  const describedBy = [hint === undefined ? undefined : hintId, errorId].filter(Boolean).join(' ');
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
-      {children({ id, 'aria-invalid': error !== undefined, 'aria-describedby': describedBy === '' ? undefined : describedBy })}
+      <input
+        {...input}
+        id={id}
+        aria-invalid={errorId !== undefined}
+        aria-describedby={describedBy === '' ? undefined : describedBy}
+        onChange={(event) => onChange(event.target.value)}
+      />
       {hint === undefined ? null : (
         <p id={hintId} className="field-hint">
           {hint}
         </p>
       )}
     </div>
-  );
-}
-
-function FormError({ id, error }: { readonly id: string; readonly error: string | undefined }) {
-  return error === undefined ? null : (
-    <p id={id} className="field-error" role="alert">
-      {error}
-    </p>
   );
 }
 

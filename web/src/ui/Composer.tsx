@@ -33,14 +33,14 @@ export function Composer({ onSend, onStop, canStop }: ComposerProps) {
 
   return (
     <form className="composer" onSubmit={onSubmit} aria-label="Send a message">
-      <div className="composer-box">
+      <div className="composer-box entry-card">
         <label htmlFor="composer-input" className="sr-only">
           Message
         </label>
         <textarea
           id="composer-input"
           ref={input}
-          className="composer-input"
+          className="composer-input entry-field"
           rows={1}
           value={text}
           placeholder="Message Parley…"

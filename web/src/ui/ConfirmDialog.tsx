@@ -1,14 +1,18 @@
 import { useEffect, useId, useRef, type ReactNode } from 'react';
 
-interface ConfirmDialogProps {
-  readonly title: string;
-  readonly children: ReactNode;
-  readonly confirmLabel: string;
+/** The state of the action asked about (see useConfirmedAction). */
+export interface ConfirmDialogControls {
   readonly busy: boolean;
   /** Why the last attempt failed (the server's detail). */
   readonly error: string | undefined;
   readonly onConfirm: () => void;
   readonly onCancel: () => void;
+}
+
+interface ConfirmDialogProps extends ConfirmDialogControls {
+  readonly title: string;
+  readonly children: ReactNode;
+  readonly confirmLabel: string;
 }
 
 /**

@@ -83,3 +83,27 @@ export function Menu({ label, trigger, triggerClassName, placement = 'down', chi
     </div>
   );
 }
+
+interface DangerMenuItemProps {
+  /** The menu's `close`: the focus goes back to the menu's button, where the dialog returns it. */
+  readonly close: () => void;
+  /** Opens the dialog that asks before the action. */
+  readonly onAsk: () => void;
+  readonly children: ReactNode;
+}
+
+/** An item for something that cannot be undone: the menu closes and a dialog asks first. */
+export function DangerMenuItem({ close, onAsk, children }: DangerMenuItemProps) {
+  return (
+    <button
+      type="button"
+      className="menu-item menu-item-danger"
+      onClick={() => {
+        close();
+        onAsk();
+      }}
+    >
+      {children}
+    </button>
+  );
+}

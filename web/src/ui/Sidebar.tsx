@@ -4,7 +4,8 @@ import { accountApi } from '../protocol/browser.js';
 import { ConfirmDialog } from './ConfirmDialog.js';
 import { formatWhen } from './format.js';
 import { CloseIcon, MoreIcon, PlusIcon, SearchIcon } from './icons.js';
-import { Menu } from './Menu.js';
+import { DangerMenuItem, Menu } from './Menu.js';
+import { useConfirmedAction } from './useConfirmedAction.js';
 import type { ConversationList } from './useConversations.js';
 
 export const UNTITLED = 'New conversation';
@@ -26,23 +27,12 @@ interface SidebarProps {
 
 export function Sidebar({ list, selected, open, onSelect, onNew, onClose, onRename, onDelete, account }: SidebarProps) {
   const newButton = useRef<HTMLButtonElement>(null);
-  const [deleting, setDeleting] = useState<Conversation>();
-  const [deleteError, setDeleteError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const deletion = useConfirmedAction((conversation: Conversation) => onDelete(conversation.id));
 
   useEffect(() => {
     // Opened on a phone: the keyboard starts inside it.
     if (open) newButton.current?.focus();
   }, [open]);
-
-  const confirmDelete = async () => {
-    if (deleting === undefined) return;
-    setBusy(true);
-    const error = await onDelete(deleting.id);
-    setBusy(false);
-    setDeleteError(error);
-    if (error === undefined) setDeleting(undefined);
-  };
 
   const searching = list.query.trim() !== '';
   return (
@@ -100,10 +90,7 @@ export function Sidebar({ list, selected, open, onSelect, onNew, onClose, onRena
               selected={conversation.id === selected}
               onSelect={onSelect}
               onRename={onRename}
-              onAskDelete={(item) => {
-                setDeleteError(undefined);
-                setDeleting(item);
-              }}
+              onAskDelete={deletion.ask}
             />
           ))}
         </ul>
@@ -114,17 +101,10 @@ export function Sidebar({ list, selected, open, onSelect, onNew, onClose, onRena
         ) : null}
       </nav>
       <div className="sidebar-foot">{account}</div>
-      {deleting === undefined ? null : (
-        <ConfirmDialog
-          title="Delete this conversation?"
-          confirmLabel="Delete"
-          busy={busy}
-          error={deleteError}
-          onConfirm={() => void confirmDelete()}
-          onCancel={() => setDeleting(undefined)}
-        >
+      {deletion.subject === undefined ? null : (
+        <ConfirmDialog title="Delete this conversation?" confirmLabel="Delete" {...deletion.dialog}>
           <p>
-            “{deleting.title || UNTITLED}” and all its versions will be deleted for good. Export it first if you want to keep a copy.
+            “{deletion.subject.title || UNTITLED}” and all its versions will be deleted for good. Export it first if you want to keep a copy.
           </p>
         </ConfirmDialog>
       )}
@@ -183,16 +163,9 @@ function ConversationItem({ conversation, selected, onSelect, onRename, onAskDel
               <a className="menu-item" href={accountApi.exportUrl(conversation.id, 'json')} download onClick={close}>
                 Export JSON
               </a>
-              <button
-                type="button"
-                className="menu-item menu-item-danger"
-                onClick={() => {
-                  close();
-                  onAskDelete(conversation);
-                }}
-              >
+              <DangerMenuItem close={close} onAsk={() => onAskDelete(conversation)}>
                 Delete…
-              </button>
+              </DangerMenuItem>
             </>
           )}
         </Menu>

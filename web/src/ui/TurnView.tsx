@@ -1,4 +1,4 @@
-import { memo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { memo, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import type { Turn } from '../protocol/chat-state.js';
 import { formatPlace, formatWhen } from './format.js';
 import { EditIcon, NextIcon, PrevIcon, RetryIcon } from './icons.js';
@@ -82,29 +82,34 @@ function VersionSwitcher({ turn, online, versionIndex, versionCount, previousVer
   const disabled = !online || turn.seq === undefined;
   return (
     <div className="versions" role="group" aria-label="Versions of this message">
-      <button
-        type="button"
-        className="icon-button"
-        aria-label="Previous version"
-        disabled={disabled || previousVersion === undefined}
-        onClick={() => previousVersion !== undefined && onSwitch(previousVersion)}
-      >
+      <VersionStep label="Previous version" seq={previousVersion} disabled={disabled} onSwitch={onSwitch}>
         <PrevIcon />
-      </button>
+      </VersionStep>
       <span className="versions-count" aria-live="polite">
         <span className="sr-only">Version </span>
         {versionIndex + 1}/{versionCount}
       </span>
-      <button
-        type="button"
-        className="icon-button"
-        aria-label="Next version"
-        disabled={disabled || nextVersion === undefined}
-        onClick={() => nextVersion !== undefined && onSwitch(nextVersion)}
-      >
+      <VersionStep label="Next version" seq={nextVersion} disabled={disabled} onSwitch={onSwitch}>
         <NextIcon />
-      </button>
+      </VersionStep>
     </div>
+  );
+}
+
+interface VersionStepProps {
+  readonly label: string;
+  /** The version this button goes to; undefined at either end. */
+  readonly seq: number | undefined;
+  readonly disabled: boolean;
+  readonly onSwitch: (seq: number) => void;
+  readonly children: ReactNode;
+}
+
+function VersionStep({ label, seq, disabled, onSwitch, children }: VersionStepProps) {
+  return (
+    <button type="button" className="icon-button" aria-label={label} disabled={disabled || seq === undefined} onClick={() => seq !== undefined && onSwitch(seq)}>
+      {children}
+    </button>
   );
 }
 
@@ -129,10 +134,10 @@ function MessageEditor({ text, onSave, onCancel }: { readonly text: string; read
     }
   };
   return (
-    <form className="editor" onSubmit={onSubmit}>
+    <form className="editor entry-card" onSubmit={onSubmit}>
       <textarea
         ref={input}
-        className="editor-input"
+        className="editor-input entry-field"
         aria-label="Edit your message"
         value={draft}
         autoFocus
