@@ -178,7 +178,7 @@ export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group
   const baseModel: BenchModelSettings = { tokens: options.tokens, rate: options.rate, recordYields: false };
   const ctx: PhaseContext = { options, redis, admin, group, signal: hooks.signal, tag: startedAt.getTime().toString(36), baseModel, log: hooks.log };
   const profileDir = options.cpuProf ? join(hooks.workDir, 'profiles') : undefined;
-  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, modelPath: 'http' as const, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, cpuProfDir: profileDir };
+  const stackSettings = { redis, keyPrefix: options.keyPrefix, model: baseModel, modelPath: 'http' as const, workerConcurrency: options.workerConcurrency, flushIntervalMs: options.flushIntervalMs, sessionTtlSeconds: options.sessionTtlSeconds, cpuProfDir: profileDir };
   const result: Mutable<BenchResult> = {
     meta: { startedAt: startedAt.toISOString(), finishedAt: '', seconds: 0, command: hooks.command, system: own ? 'own' : 'target', machine: machine((await snapshot(admin)).version), options, redis: { host: redis.host, port: redis.port, own: redis.pid !== null } },
     throughput: [],

@@ -25,6 +25,8 @@ export interface BenchOptions {
   readonly sessionTurns: number;
   /** Seconds of the steady-load memory phase. */
   readonly steadySeconds: number;
+  /** SESSION_TTL_SECONDS of the benchmark's systems; undefined = the product's default. */
+  readonly sessionTtlSeconds: number | undefined;
   readonly scaleOut: number;
   readonly latencyRates: readonly number[];
   readonly streamClients: number;
@@ -76,6 +78,7 @@ const DEFAULTS: BenchOptions = {
   turnsPerSession: 20,
   sessionTurns: 200,
   steadySeconds: 150,
+  sessionTtlSeconds: undefined,
   scaleOut: 2,
   latencyRates: [10, 100, 1000],
   streamClients: 50,
@@ -162,6 +165,8 @@ Model double and pipeline
   --turns-per-session N    a client starts a new session after N turns; 0 = never (20)
   --session-turns N        long-session phase: each client's one session has N turns (200)
   --steady S               steady-load memory phase: seconds of load (150)
+  --session-ttl S          SESSION_TTL_SECONDS of the systems (product default): shorter than
+                           the steady run, Redis reaches the size its sessions keep it at
   --worker-concurrency N   WORKER_CONCURRENCY of the benchmark's workers (the product default)
   --skip-double            no second throughput row with the model double inside the worker
   --flush-interval MS      FLUSH_INTERVAL_MS, the batch window (50)
@@ -260,6 +265,7 @@ const OPTION_SPEC = {
   'turns-per-session': { type: 'string' },
   'session-turns': { type: 'string' },
   steady: { type: 'string' },
+  'session-ttl': { type: 'string' },
   'worker-concurrency': { type: 'string' },
   'skip-double': { type: 'boolean' },
   'flush-interval': { type: 'string' },
@@ -316,6 +322,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
     turnsPerSession: num('turns-per-session', v['turns-per-session'], base.turnsPerSession, true),
     sessionTurns: num('session-turns', v['session-turns'], base.sessionTurns),
     steadySeconds: num('steady', v.steady, base.steadySeconds),
+    sessionTtlSeconds: v['session-ttl'] === undefined ? base.sessionTtlSeconds : whole('session-ttl', v['session-ttl']),
     workerConcurrency: v['worker-concurrency'] === undefined ? base.workerConcurrency : whole('worker-concurrency', v['worker-concurrency']),
     pipelineRow: v['skip-double'] !== true && base.pipelineRow,
     flushIntervalMs: num('flush-interval', v['flush-interval'], base.flushIntervalMs),

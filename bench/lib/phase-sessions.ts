@@ -2,6 +2,8 @@
  * Phases about time: long sessions (does a turn get slower as its session grows? does the tail
  * follow the median?) and a steady load of some minutes (does memory grow?).
  */
+import { loadavg } from 'node:os';
+import { globalKeys } from '../../src/contracts/keys.js';
 import { topology, type StackContext } from './context.js';
 import { closedLoop, type TurnSample } from './load.js';
 import { rssKiB, sleep } from './processes.js';
@@ -80,10 +82,16 @@ export async function runLongSessions(ctx: StackContext): Promise<LongSessionsRe
 }
 
 export interface MemoryMark {
+  /** Seconds since the steady load began (negative: before it, after the end: the settled mark). */
+  readonly atSeconds: number;
+  /** The machine's 1-minute load average then (other work on a shared machine shows here). */
+  readonly loadAverage: number;
   /** RSS per process, MiB. */
   readonly rssMiB: Record<string, number>;
   readonly redisUsedMemoryMiB: number;
   readonly redisKeys: number;
+  /** Sessions noted as possibly unanswered (the sweep's set): one per recent session until swept. */
+  readonly unansweredNotes: number;
 }
 
 export interface SteadyResult {
@@ -96,10 +104,14 @@ export interface SteadyResult {
   readonly after: MemoryMark;
   /** Halfway through: growth between middle and end is what a longer run would add. */
   readonly middle: MemoryMark;
+  /** Every tenth of the run, so growth shows as a trend rather than as two points. */
+  readonly series: MemoryMark[];
+  /** SESSION_TTL_SECONDS of the system: Redis keeps each session this long after its last use. */
+  readonly sessionTtlSeconds: number | null;
   readonly errors: Record<string, number>;
 }
 
-async function memoryMark(ctx: StackContext): Promise<MemoryMark> {
+async function memoryMark(ctx: StackContext, startedAt: number): Promise<MemoryMark> {
   const rssMiB: Record<string, number> = {};
   const mark = (name: string, pid: number | null) => {
     const kib = pid === null ? null : rssKiB(pid);
@@ -110,18 +122,34 @@ async function memoryMark(ctx: StackContext): Promise<MemoryMark> {
   mark('redis', ctx.redis.pid);
   const info = await snapshot(ctx.admin);
   const keys = Number(await ctx.admin.command('DBSIZE'));
-  return { rssMiB, redisUsedMemoryMiB: round3(info.usedMemory / 2 ** 20), redisKeys: keys };
+  const unansweredNotes = Number(await ctx.admin.command('ZCARD', globalKeys(ctx.options.keyPrefix).unanswered));
+  const atSeconds = round3((performance.now() - startedAt) / 1000);
+  return { atSeconds, loadAverage: round3(loadavg()[0] ?? 0), rssMiB, redisUsedMemoryMiB: round3(info.usedMemory / 2 ** 20), redisKeys: keys, unansweredNotes };
+}
+
+/** Marks every `everyMs` until `until` settles (the load's end). */
+async function markEvery(ctx: StackContext, startedAt: number, everyMs: number, until: Promise<unknown>): Promise<MemoryMark[]> {
+  const marks: MemoryMark[] = [];
+  let done = false;
+  void until.finally(() => (done = true));
+  for (let next = everyMs; ; next += everyMs) {
+    const wait = startedAt + next - performance.now();
+    await Promise.race([sleep(Math.max(0, wait)), until]);
+    if (done || ctx.signal.aborted) return marks;
+    marks.push(await memoryMark(ctx, startedAt));
+  }
 }
 
 /**
  * A steady load for `steadySeconds`: 20-turn sessions (new sessions keep arriving, as in real use),
- * memory read before, halfway and after.
+ * memory read before, every tenth of the run, and after.
  */
 export async function runSteady(ctx: StackContext): Promise<SteadyResult> {
   const { options } = ctx;
   const seconds = options.steadySeconds;
   ctx.log(`steady load: ${options.clients} clients for ${seconds} s, memory before / halfway / after`);
-  const before = await memoryMark(ctx);
+  const startedAt = performance.now();
+  const before = await memoryMark(ctx, startedAt);
   const load = closedLoop({
     urls: ctx.stack.gateways.map((gateway) => gateway.url),
     mode: 'plain',
@@ -133,11 +161,12 @@ export async function runSteady(ctx: StackContext): Promise<SteadyResult> {
     tag: `${ctx.tag}-steady`,
     signal: ctx.signal,
   });
-  await sleep((seconds * 1000) / 2);
-  const middle = await memoryMark(ctx);
+  const series = await markEvery(ctx, startedAt, (seconds * 1000) / 10, load);
   const outcome = await load;
   await sleep(options.settleMs);
-  const after = await memoryMark(ctx);
+  const after = await memoryMark(ctx, startedAt);
+  // Halfway: the mark nearest the middle of the run.
+  const middle = series.reduce<MemoryMark>((best, mark) => (Math.abs(mark.atSeconds - seconds / 2) < Math.abs(best.atSeconds - seconds / 2) ? mark : best), before);
   const turns = outcome.samples.filter((sample) => sample.ok).length;
-  return { seconds, clients: options.clients, turns, turnsPerSec: round3(turns / seconds), before, middle, after, errors: outcome.errors };
+  return { seconds, clients: options.clients, turns, turnsPerSec: round3(turns / seconds), before, middle, after, series, sessionTtlSeconds: options.sessionTtlSeconds ?? null, errors: outcome.errors };
 }

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchResult } from '../harness.js';
+import type { MemoryMark } from './phase-sessions.js';
 import type { Distribution } from './stats.js';
 
 const num = (value: number | null | undefined, digits = 1) => (value === null || value === undefined ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits }));
@@ -231,17 +232,23 @@ function steadySection(result: BenchResult): string {
   const st = result.steady;
   if (st === null) return '';
   const names = Object.keys(st.after.rssMiB);
+  const marks = [st.before, ...st.series, st.after];
+  const heading = ['', ...st.series.map((mark) => `${num(mark.atSeconds, 0)} s`)];
+  const columns = (of: (mark: MemoryMark) => number | undefined, digits: number) => marks.map((mark) => num(of(mark), digits));
   const rows = [
-    ...names.map((name) => [`RSS ${name} (MiB)`, num(st.before.rssMiB[name], 1), num(st.middle.rssMiB[name], 1), num(st.after.rssMiB[name], 1)]),
-    ['Redis used_memory (MiB)', num(st.before.redisUsedMemoryMiB, 1), num(st.middle.redisUsedMemoryMiB, 1), num(st.after.redisUsedMemoryMiB, 1)],
-    ['Redis keys', num(st.before.redisKeys, 0), num(st.middle.redisKeys, 0), num(st.after.redisKeys, 0)],
+    ...names.map((name) => [`RSS ${name} (MiB)`, ...columns((mark) => mark.rssMiB[name], 1)]),
+    ['Redis used_memory (MiB)', ...columns((mark) => mark.redisUsedMemoryMiB, 1)],
+    ['Redis keys', ...columns((mark) => mark.redisKeys, 0)],
+    ['unanswered notes (ZCARD)', ...columns((mark) => mark.unansweredNotes, 0)],
+    ['load average (1 min)', ...columns((mark) => mark.loadAverage, 1)],
   ];
+  const ttl = st.sessionTtlSeconds === null ? 'the default SESSION_TTL_SECONDS' : `SESSION_TTL_SECONDS=${st.sessionTtlSeconds}`;
   return [
     '## 4b. Memory under steady load (model over HTTP)',
     '',
-    `${st.clients} clients for ${st.seconds} s, a new session every ${result.meta.options.turnsPerSession || '∞'} turns: ${num(st.turns, 0)} turns (${num(st.turnsPerSec, 0)}/s); errors ${errors(st.errors)}. Redis holds every session until its TTL (SESSION_TTL_SECONDS): its growth is data, bounded by sessions started per TTL, not a leak.`,
+    `${st.clients} clients for ${st.seconds} s, a new session every ${result.meta.options.turnsPerSession || '∞'} turns: ${num(st.turns, 0)} turns (${num(st.turnsPerSec, 0)}/s); errors ${errors(st.errors)}. Redis holds every session until its TTL (${ttl}): its growth is data, bounded by the sessions started per TTL, not a leak; with a TTL shorter than the run it levels off.`,
     '',
-    table(['', 'before', 'halfway', `after (+${num(result.meta.options.settleMs / 1000, 1)} s)`], rows),
+    table(['', 'before', ...heading.slice(1), `after (+${num(result.meta.options.settleMs / 1000, 1)} s)`], rows),
   ].join('\n');
 }
 

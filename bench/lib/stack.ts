@@ -41,6 +41,8 @@ export interface StackSettings {
   /** WORKER_CONCURRENCY; undefined = the product's default. */
   readonly workerConcurrency: number | undefined;
   readonly flushIntervalMs: number;
+  /** SESSION_TTL_SECONDS; undefined = the product's default. */
+  readonly sessionTtlSeconds?: number | undefined;
   /** Write V8 CPU profiles of gateways and workers into this folder (node --cpu-prof). */
   readonly cpuProfDir: string | undefined;
   /** Configuration on top of the benchmark's own (e.g. the fairness phase's per-address cap). */
@@ -145,6 +147,7 @@ function commonEnv(settings: StackSettings): Record<string, string> {
     MAX_ACTIVE_PER_ADDRESS: '0',
     MAX_QUEUE_WAIT_MS: '0',
     MAX_SOCKETS_PER_SESSION: '10000',
+    ...(settings.sessionTtlSeconds === undefined ? {} : { SESSION_TTL_SECONDS: String(settings.sessionTtlSeconds) }),
     ...settings.extraEnv,
   };
 }

@@ -191,6 +191,11 @@ export class ChatConnection implements LiveListener {
       return;
     }
     this.owner = state.owner;
+    // Before the cursor exists, so before any event: the client takes `ready` as the point after
+    // which it gets every event, and anything sent ahead of it would fall outside that promise.
+    if (this.mode === 'streaming') {
+      this.send({ type: 'ready', token: this.token, lastEventId: state.lastEventId, protocol: STREAMING_SUBPROTOCOL });
+    }
     this.cursor = new EventCursor(state.lastEventId, (after) => store.eventsAfter(this.token, after), {
       deliver: (event) => this.deliver(event),
       reset: () => this.send({ type: 'reset', reason: 'Some events are no longer retained: reload the history and resume after its last_event_id.' }),
@@ -200,9 +205,6 @@ export class ChatConnection implements LiveListener {
     if (this.earlyEvents.length >= EARLY_EVENTS_KEPT) this.cursor.catchUp();
     this.earlyEvents = [];
     await this.wakeIfAbandoned(state);
-    if (this.mode === 'streaming') {
-      this.send({ type: 'ready', token: this.token, lastEventId: state.lastEventId, protocol: STREAMING_SUBPROTOCOL });
-    }
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {

@@ -56,9 +56,17 @@ const CONTEXT_OVERFLOW = [
 export function estimateTokens(text: string): number {
   let ascii = 0;
   let other = 0;
-  for (const char of text) {
-    if (char.charCodeAt(0) < 128) ascii += 1;
-    else other += 1;
+  // By UTF-16 unit, a surrogate pair taken as its one code point: half the CPU of a string
+  // iterator, and every turn counts its whole history window again.
+  for (let index = 0; index < text.length; index += 1) {
+    const unit = text.charCodeAt(index);
+    if (unit < 128) {
+      ascii += 1;
+      continue;
+    }
+    other += 1;
+    const next = text.charCodeAt(index + 1);
+    if (unit >= 0xd800 && unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) index += 1;
   }
   return Math.ceil(ascii / 4) + other;
 }

@@ -85,15 +85,40 @@ export interface UnansweredNote {
   readonly notedAt: number;
 }
 
-/** Sessions noted as unanswered before `olderThan` (ms), oldest first. */
-export async function unansweredBefore(redis: SweepRedis, unansweredKey: string, olderThan: number, count: number): Promise<UnansweredNote[]> {
-  const reply = await redis.zRangeByScoreWithScores(unansweredKey, '-inf', olderThan, { LIMIT: { offset: 0, count } });
+/** Sessions noted as unanswered before `olderThan` (ms), oldest first, from the `offset`-th on. */
+async function unansweredBefore(redis: SweepRedis, unansweredKey: string, olderThan: number, offset: number, count: number): Promise<UnansweredNote[]> {
+  const reply = await redis.zRangeByScoreWithScores(unansweredKey, '-inf', olderThan, { LIMIT: { offset, count } });
   return scoredMembersSchema.parse(reply).map(({ value, score }) => ({ token: value, notedAt: score }));
 }
 
-/** Forgets the note unless the session was noted again since it was read. */
-export async function forgetNote(redis: SweepRedis, unansweredKey: string, note: UnansweredNote): Promise<void> {
-  await runScript(redis, forgetUnanswered, [unansweredKey], [note.token, String(note.notedAt)]);
+/**
+ * Hands every note older than `olderThan` to `visit`, oldest first, `batch` at a time; `visit`
+ * answers whether it forgot the note (the next batch then starts that much earlier). Every note
+ * is visited, not one batch: each finished session leaves a note behind, and a sweep that forgot
+ * at most one batch per round would fall behind a busy worker and let the set grow without end.
+ * Returns how many notes were visited.
+ */
+export async function sweepUnanswered(
+  redis: SweepRedis,
+  unansweredKey: string,
+  olderThan: number,
+  batch: number,
+  visit: (note: UnansweredNote) => Promise<boolean>,
+): Promise<number> {
+  let kept = 0;
+  let visited = 0;
+  for (;;) {
+    const notes = await unansweredBefore(redis, unansweredKey, olderThan, kept, batch);
+    const forgotten = await Promise.all(notes.map(visit));
+    kept += forgotten.filter((gone) => !gone).length;
+    visited += notes.length;
+    if (notes.length < batch) return visited;
+  }
+}
+
+/** Forgets the note unless the session was noted again since it was read; true when forgotten. */
+export async function forgetNote(redis: SweepRedis, unansweredKey: string, note: UnansweredNote): Promise<boolean> {
+  return (await runScript(redis, forgetUnanswered, [unansweredKey], [note.token, String(note.notedAt)])).reply === 1;
 }
 
 /** Worker side of the queue. `reader` must be a connection of its own: XREADGROUP blocks. */

@@ -57,7 +57,10 @@ interface TurnResult {
 
 export class SessionDrain {
   readonly owner = randomUUID();
-  /** Number of startTurn calls sent; an entry attached before the last one is covered by it. */
+  /**
+   * Looks at the session's unanswered turns sent so far (each startTurn, and each commit, which
+   * also looks for the next turn); an entry attached before the last one is covered by it.
+   */
   startsSent = 0;
   private generation: AbortController | undefined;
   private currentTurn = 0;
@@ -104,12 +107,15 @@ export class SessionDrain {
         ? { outcome: { kind: 'answer', text: '', stopped: true } as const, unflushed: '' }
         : await this.answerReadable(start.turn, start.history, start.malformedRecords);
       if (result === null) return this.leaseLost ? 'lease-lost' : 'handed-back';
+      this.startsSent += 1;
       const status = await store.finishTurn(this.token, this.owner, start.turn, result.outcome, result.unflushed);
       if (status === 'expired') return 'expired';
-      if (status !== 'ok') return 'lease-lost';
+      if (status !== 'ok' && status !== 'drained') return 'lease-lost';
       this.deps.onAnswered(performance.now() - started);
       this.deps.logger.debug({ session: tokenTag(this.token), turn: start.turn, outcome: result.outcome.kind }, 'turn committed');
       this.deps.metrics?.turn(result.outcome.kind === 'error' ? 'error' : result.outcome.stopped ? 'stopped' : 'answer');
+      // Nothing left: ending here (not yielding) keeps a session with no work out of the queue.
+      if (status === 'drained') return 'drained';
       if (await this.deps.othersWaiting()) return 'handed-back';
     }
   }

@@ -13,7 +13,7 @@ import { UnavailableProvider } from '../providers/unavailable.js';
 import { AddressSlots } from '../store/address-slots.js';
 import { AnswerStore } from '../store/answer-store.js';
 import { subscribe, unsubscribe, type ChannelListener } from '../store/pubsub.js';
-import { enqueue, forgetNote, PartitionedQueue, unansweredBefore, type PartitionEntry, type UnansweredNote } from '../store/queue.js';
+import { enqueue, forgetNote, PartitionedQueue, sweepUnanswered, type PartitionEntry, type UnansweredNote } from '../store/queue.js';
 import { connectRedis, createRedisClient, duplicateClient, type RedisConnection } from '../store/redis.js';
 import { tokenTag, type Logger } from '../shared/logger.js';
 import { redisProblems, startMetricsServer } from '../shared/metrics-server.js';
@@ -33,7 +33,7 @@ const READ_BLOCK_MS = 1000;
 /** How long an entry whose address is at its cap waits before going to the back of the queue. */
 const ADDRESS_BUSY_RETRY_MS = 200;
 const TRIM_INTERVAL_MS = 30_000;
-/** Sessions the sweep looks at per round; the rest wait for the next round. */
+/** Sessions the sweep looks at a time (a round visits them all, a batch after another). */
 const SWEEP_BATCH = 200;
 /** Newest history records read per turn: 100 turns, more than a prompt window holds in practice. */
 const HISTORY_RECORDS = 200;
@@ -64,6 +64,7 @@ class Worker {
   private readonly capacity: CapacityReporter;
   private running = true;
   private slotWaiters: Array<() => void> = [];
+  private sweeping = false;
   private readLoopsDone: Promise<void> = Promise.resolve();
 
   constructor(
@@ -259,6 +260,10 @@ class Worker {
       await this.addressSlots.release(address, drain.owner);
       address = undefined;
       detach();
+      // The slot is free once the model is done with it: acknowledging and re-queueing take Redis
+      // round trips that the next session need not wait for.
+      this.startWaiting();
+      this.slotFreed();
       await this.settle(entry.token, active, end);
     } finally {
       // Only when the drain failed before giving its place back above.
@@ -333,24 +338,31 @@ class Worker {
    * handed out, are looked at: anything younger is still in line or being claimed.
    */
   private async sweepAbandoned(): Promise<void> {
-    if (!this.running) return;
-    await Promise.all(this.partitions.map((partition) => this.sweepPartition(partition)));
+    // A round visits every old note, so a large backlog may outlast the interval: one at a time.
+    if (!this.running || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await Promise.all(this.partitions.map((partition) => this.sweepPartition(partition)));
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /** Each partition by its own queue's progress: a backlog in one does not hold back the others. */
   private async sweepPartition(partition: QueuePartition): Promise<void> {
     const deliveredUpTo = await this.queue.deliveredUpTo(partition.index);
     const olderThan = Math.min(Date.now() - this.config.claimIdleMs, deliveredUpTo);
-    const notes = await unansweredBefore(this.redis, partition.unanswered, olderThan, SWEEP_BATCH);
-    await Promise.all(notes.map((note) => this.sweepOne(partition, note)));
+    await sweepUnanswered(this.redis, partition.unanswered, olderThan, SWEEP_BATCH, (note) => this.sweepOne(partition, note));
   }
 
-  private async sweepOne(partition: QueuePartition, note: UnansweredNote): Promise<void> {
+  /** True when the note was forgotten (its session is answered or gone). */
+  private async sweepOne(partition: QueuePartition, note: UnansweredNote): Promise<boolean> {
     const standing = await this.store.inspect(note.token);
     if (standing === 'expired' || standing === 'answered') return forgetNote(this.redis, partition.unanswered, note);
-    if (standing === 'owned') return;
+    if (standing === 'owned') return false;
     this.logger.warn({ session: tokenTag(note.token) }, 'found an unanswered turn that no worker owns; re-queued it');
     await enqueue(this.redis, partition.queue, note.token);
+    return false;
   }
 
   /** One function, so stop() unsubscribes the very listener start() subscribed. */

@@ -5,8 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { echoAnswer } from '../support/fake-openai-server.js';
+import { createClient } from 'redis';
+import { globalKeys } from '../../src/contracts/keys.js';
+import { echoAnswer, type FakeRespond } from '../support/fake-openai-server.js';
 import { createSession, TestSocket, type Frame } from '../support/client.js';
+import { TEST_REDIS_URL } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 const FLOODERS = 4;
@@ -68,4 +71,47 @@ test('a backlogged session yields its slot: another user waits about one answer 
     socket.close();
   }
   user.close();
+});
+
+/** Queue entries (read or not, nothing is trimmed this soon) that name each session. */
+async function queueEntriesBySession(): Promise<Map<string, number>> {
+  const redis = createClient({ url: TEST_REDIS_URL });
+  await redis.connect();
+  try {
+    const entries = await redis.xRange(globalKeys(system.prefix).queue, '-', '+');
+    const counts = new Map<string, number>();
+    for (const { message } of entries ?? []) counts.set(message.t ?? '', (counts.get(message.t ?? '') ?? 0) + 1);
+    return counts;
+  } finally {
+    redis.destroy();
+  }
+}
+
+test('a session whose last message is answered while others wait is not queued again', async () => {
+  // Both slots hold a session's only message until the third session's message waits in line.
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const gated: FakeRespond = async ({ messages }) => {
+    await gate;
+    return { kind: 'stream', chunks: [echoAnswer(messages)] };
+  };
+  system.model.setRespond(gated);
+  try {
+    const url = system.gatewayUrls[0] ?? '';
+    const sockets = await Promise.all(['busy 1', 'busy 2', 'waiting'].map(async (name) => TestSocket.open(url, (await createSession(url, name)).token)));
+    const [first, second, waiting] = sockets as [TestSocket, TestSocket, TestSocket];
+    for (const socket of [first, second]) socket.send({ type: 'message', text: 'only one' });
+    await Promise.all([first, second].map((socket) => socket.waitFor((frame) => frame.type === 'start')));
+    waiting.send({ type: 'message', text: 'my turn?' });
+    await waiting.waitFor((frame) => frame.type === 'accepted');
+    open();
+    await Promise.all(sockets.map((socket) => socket.waitFor((frame) => frame.type === 'done', 15_000)));
+    const counts = await queueEntriesBySession();
+    // The message's own wake-up only: with nothing left to answer, yielding the slot must not put
+    // the session back in line (a worker would spend a turn finding nothing to do).
+    for (const socket of sockets) assert.equal(counts.get(String(socket.frames[0]?.token)), 1);
+    for (const socket of sockets) socket.close();
+  } finally {
+    system.model.setRespond(({ messages }) => ({ kind: 'stream', chunks: [echoAnswer(messages)], firstDelayMs: ANSWER_MS }));
+  }
 });

@@ -451,6 +451,10 @@ describe('OpenAICompatibleProvider', () => {
     assert.equal(estimateTokens('abcd'), 1);
     assert.equal(estimateTokens('abcde'), 2);
     assert.equal(estimateTokens('日本語'), 3);
+    // A code point outside the BMP (a surrogate pair) is one token; lone surrogates count one each.
+    assert.equal(estimateTokens('hi 👋'), 2);
+    assert.equal(estimateTokens('\ud800'), 1);
+    assert.equal(estimateTokens('\udc00\ud800x'), 3);
     assert.equal(provider().countTokens('hello world!'), 3);
   });
 

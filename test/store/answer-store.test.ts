@@ -115,7 +115,7 @@ test('a worker without the lease can neither start, append nor commit', async ()
     s.answers.finishTurn(token, 'a', turn, answer('from a'), ''),
     s.answers.finishTurn(token, 'b', turn, answer('from b'), ''),
   ]);
-  assert.deepEqual([fromA, fromB], ['ok', 'lost']);
+  assert.deepEqual([fromA, fromB], ['drained', 'lost']);
   assert.deepEqual(await history(s, token), [
     ['human', 1, 'hello'],
     ['bot', 1, 'from a'],
@@ -136,7 +136,7 @@ test('lease expiry: B takes over and commits; A, revived late, cannot append or 
   assert.equal(await s.answers.acquireLease(token, 'b'), true);
   assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 2, cancelled: false });
   assert.equal((await s.answers.appendDelta(token, 'b', 1, 'answer ')).status, 'ok');
-  assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('answer from b'), 'from b'), 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('answer from b'), 'from b'), 'drained');
 
   // A wakes up and carries on as if nothing happened.
   assert.deepEqual(await s.answers.appendDelta(token, 'a', 1, 'late text'), { status: 'lost', cancelled: false });
@@ -191,6 +191,9 @@ test('renewLease keeps the lease alive past its original lifetime; releaseLease 
 test('the owner committing the same turn twice: the second commit is stale and changes nothing', async () => {
   const s = setup();
   const token = await sessionWith(s, 'one');
+  // Later turns wait, so each commit keeps the lease ("ok", not "drained").
+  await s.sessions.accept(token, 'two', undefined, wake(s));
+  await s.sessions.accept(token, 'three', undefined, wake(s));
   await s.answers.acquireLease(token, 'a');
   const { turn } = await startOk(s, token, 'a');
   assert.equal(await s.answers.finishTurn(token, 'a', turn, answer('first'), ''), 'ok');
@@ -199,11 +202,12 @@ test('the owner committing the same turn twice: the second commit is stale and c
   assert.deepEqual(await history(s, token), [
     ['human', 1, 'one'],
     ['bot', 1, 'first'],
+    ['human', 2, 'two'],
+    ['human', 3, 'three'],
   ]);
   assert.equal((await s.sessions.eventsAfter(token, '0')).events.length, eventsBefore);
 
   // Concurrent double commit of the next turn by the owner: one ok, one stale.
-  await s.sessions.accept(token, 'two', undefined, wake(s));
   const next = await startOk(s, token, 'a');
   const results = await Promise.all([
     s.answers.finishTurn(token, 'a', next.turn, answer('x'), ''),
@@ -226,12 +230,25 @@ test('startTurn with nothing unanswered reports idle and releases the lease in t
   await s.sessions.accept(token, 'now there is work', undefined, wake(s));
   assert.equal(await s.answers.acquireLease(token, 'b'), true);
   assert.deepEqual(await startOk(s, token, 'b'), { turn: 1, attempt: 1, cancelled: false });
-  assert.equal(await s.answers.finishTurn(token, 'b', 1, answer('done'), ''), 'ok');
-  // After the last turn, the drain loop's next startTurn is idle and lets go.
-  assert.deepEqual(await s.answers.startTurn(token, 'b'), { status: 'idle' });
-  assert.equal(await redis.exists(leaseKey), 0);
-  // The former owner, now without lease, is told so.
+  // The former owner, without the lease, is told so.
   assert.deepEqual(await s.answers.startTurn(token, 'a'), { status: 'lost' });
+});
+
+test('a commit with turns still waiting keeps the lease; the last one releases it in the same step', async () => {
+  const s = setup();
+  const token = await sessionWith(s, 'one', 'two');
+  const leaseKey = sessionKeys(s.prefix, token).lease;
+  assert.equal(await s.answers.acquireLease(token, 'a'), true);
+  await startOk(s, token, 'a');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('first'), ''), 'ok');
+  assert.equal(await redis.get(leaseKey), 'a');
+  assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: false });
+  assert.equal(await s.answers.finishTurn(token, 'a', 2, answer('second'), ''), 'drained');
+  // Nothing left: no second look (a startTurn that finds nothing) is needed to let go.
+  assert.equal(await redis.exists(leaseKey), 0);
+  await s.sessions.accept(token, 'three', undefined, wake(s));
+  assert.equal(await s.answers.acquireLease(token, 'b'), true);
+  assert.deepEqual(await startOk(s, token, 'b'), { turn: 3, attempt: 1, cancelled: false });
 });
 
 test('the attempt counter counts restarts of the same turn and starts over for the next turn', async () => {
@@ -281,7 +298,7 @@ test('stop: the turn in progress sees the request; answered and unknown turns ca
     // A queued turn may be stopped before it starts: it then starts as cancelled.
     assert.equal(await s.sessions.requestStop(token, s.cancelChannel, 2), 2);
     assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: true });
-    assert.equal(await s.answers.finishTurn(token, 'a', 2, { kind: 'answer', text: '', stopped: true }, ''), 'ok');
+    assert.equal(await s.answers.finishTurn(token, 'a', 2, { kind: 'answer', text: '', stopped: true }, ''), 'drained');
     assert.equal(await s.sessions.requestStop(token, s.cancelChannel), null, 'nothing in progress');
 
     const view = await s.sessions.read(token);
@@ -309,7 +326,7 @@ test('an errored turn is kept as an error on its message, and the next turn proc
   await startOk(s, token, 'a');
   assert.equal(await s.answers.finishTurn(token, 'a', 1, { kind: 'error', code: 'model_unavailable', ref: 'REF2345678' }, ''), 'ok');
   assert.deepEqual(await startOk(s, token, 'a'), { turn: 2, attempt: 1, cancelled: false });
-  assert.equal(await s.answers.finishTurn(token, 'a', 2, answer('fine now'), ''), 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'a', 2, answer('fine now'), ''), 'drained');
   const view = await s.sessions.read(token);
   assert.ok(view);
   // The history keeps the code and reference; the text is the fixed one of the code.
@@ -426,7 +443,7 @@ test('a session whose answer keeps streaming stays alive past its lifetime', asy
     await sleep(100);
     assert.equal((await s.answers.appendDelta(token, 'a', 1, `part ${i} `)).status, 'ok');
   }
-  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('the whole story'), ''), 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('the whole story'), ''), 'drained');
   assert.deepEqual(await history(s, token), [
     ['human', 1, 'tell me a long story'],
     ['bot', 1, 'the whole story'],
@@ -443,7 +460,7 @@ test('the event stream is capped: 1000 deltas keep it near its maximum length, a
     await s.answers.appendDelta(token, 'a', 1, `${i} `);
     if (i === 4) earlyIds.push(...(await s.sessions.eventsAfter(token, '0')).events.map((event) => event.eventId));
   }
-  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('long'), ''), 'ok');
+  assert.equal(await s.answers.finishTurn(token, 'a', 1, answer('long'), ''), 'drained');
   const length = await redis.xLen(sessionKeys(s.prefix, token).events);
   assert.ok(length >= 100 && length <= 250, `XLEN ${length} stays near the cap of 100`);
 

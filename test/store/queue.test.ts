@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { globalKeys, partitionOf, queuePartitions } from '../../src/contracts/keys.js';
-import { enqueue, PartitionedQueue, QueueConsumer, type QueueEntry } from '../../src/store/queue.js';
+import { enqueue, forgetNote, markUnanswered, PartitionedQueue, QueueConsumer, sweepUnanswered, type QueueEntry, type UnansweredNote } from '../../src/store/queue.js';
 import { deleteKeys, randomPrefix, testRedisClient, type TestRedis } from '../support/redis.js';
 
 let redis: TestRedis;
@@ -380,4 +380,26 @@ test('a partitioned queue: blocking reads on every partition at once, acks, hear
   await rescuer.ack(claimed);
   await dead.ack(held.slice(0, 1));
   for (const partition of partitions) assert.equal((await redis.xPending(partition.queue, group)).pending, 0, `partition ${partition.index} fully acknowledged`);
+});
+
+test('a sweep visits every old note in one round, batch after batch, whatever it keeps', async () => {
+  const prefix = randomPrefix();
+  prefixes.push(prefix);
+  const key = globalKeys(prefix).unanswered;
+  // Each finished session leaves a note: far more than one batch of them after a busy minute.
+  const tokens: string[] = Array.from({ length: 450 }, () => randomUUID());
+  for (const token of tokens) await markUnanswered(redis, key, token);
+  const owned = new Set(tokens.filter((_, index) => index % 3 === 0));
+  const visited: string[] = [];
+  // Sessions still being answered keep their note; answered ones are forgotten.
+  const visit = async (note: UnansweredNote) => {
+    visited.push(note.token);
+    return owned.has(note.token) ? false : forgetNote(redis, key, note);
+  };
+  assert.equal(await sweepUnanswered(redis, key, Date.now() + 1, 100, visit), tokens.length);
+  assert.deepEqual([...visited].sort(), [...tokens].sort(), 'every note once');
+  assert.deepEqual((await redis.zRange(key, 0, -1)).sort(), [...owned].sort(), 'only the kept ones remain');
+  // Notes younger than the bound are not visited.
+  await markUnanswered(redis, key, 'young');
+  assert.equal(await sweepUnanswered(redis, key, Date.now() - 60_000, 100, visit), 0);
 });

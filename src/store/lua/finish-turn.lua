@@ -1,4 +1,6 @@
--- Worker: commits the outcome of a turn exactly once (compare-and-set on "answered").
+-- Worker: commits the outcome of a turn exactly once (compare-and-set on "answered"), and looks
+-- for the next turn as startTurn would: when none is left it releases the lease in the same step
+-- (a message accepted meanwhile is never left behind), so the worker needs no second look.
 --
 --   Input:
 --     KEYS[1] session hash
@@ -20,7 +22,8 @@
 --     ARGV[9] the terminal event (JSON)
 --
 --   Output:
---     {"ok", id}   id: the terminal event's id
+--     {"ok", id}        id: the terminal event's id; more turns wait, the lease is kept
+--     {"drained", id}   the same, but no turn is left and the lease is released
 --     {"stale"}    the turn was committed before
 --     {"lost"}     the lease is not ARGV[4]'s
 --     {"expired"}  no such session
@@ -41,4 +44,8 @@ local id = emit(ARGV[9])
 redis.call('HSET', K_SESSION, 'done', id)
 if redis.call('GET', K_CANCEL) == ARGV[5] then redis.call('DEL', K_CANCEL) end
 touch()
+if tonumber(ARGV[5]) >= counter('seq') then
+  redis.call('DEL', K_LEASE)
+  return {'drained', id}
+end
 return {'ok', id}
