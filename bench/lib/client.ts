@@ -218,7 +218,7 @@ export class BenchSocket {
         answer.chars += frame.text.length;
         answer.deltaFrames += 1;
         answer.deltas?.push({ endChar: answer.chars, at });
-        if (answer.kept !== undefined) keep(answer.kept, frame.text);
+        if (answer.kept !== undefined) keepText(answer.kept, frame.text);
         return;
       case 'done':
       case 'stopped':
@@ -278,7 +278,8 @@ export class BenchSocket {
   }
 }
 
-function keep(kept: KeptText, text: string): void {
+/** Adds a piece of answer text that arrived now. */
+export function keepText(kept: KeptText, text: string): void {
   const now = performance.now();
   if (kept.firstAt === 0) kept.firstAt = now;
   kept.lastAt = now;

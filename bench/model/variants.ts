@@ -7,7 +7,7 @@ import { getLlama, LlamaChatSession, LlamaLogLevel, resolveChatWrapper, type Lla
 import { loadConfig, type ModelConfig } from '../../src/config/config.js';
 import { LocalLlamaProvider } from '../../src/providers/local/local-provider.js';
 import type { ChatTurn } from '../../src/providers/provider.js';
-import { BenchSocket, createSession } from '../lib/client.js';
+import { BenchSocket, createSession, keepText, type KeptText } from '../lib/client.js';
 
 export const SYSTEM_PROMPT = 'You are Parley, a helpful and concise assistant.';
 export const PROMPT = 'Once upon a time';
@@ -16,30 +16,23 @@ export const PROMPT = 'Once upon a time';
 export type Variant = 'raw' | 'provider' | 'pipeline' | 'inprocess';
 
 /** One answer: its text, the pieces it came in and when (performance.now()). */
-export interface Timed {
-  text: string;
-  pieces: number;
-  startedAt: number;
-  firstAt: number;
-  lastAt: number;
-  endedAt: number;
+export interface Timed extends KeptText {
+  readonly pieces: number;
+  readonly startedAt: number;
+  readonly endedAt: number;
 }
 
 const never = new AbortController().signal;
 
 function measure(run: (onText: (text: string) => void) => Promise<void>): Promise<Timed> {
-  const timed: Timed = { text: '', pieces: 0, startedAt: performance.now(), firstAt: 0, lastAt: 0, endedAt: 0 };
+  const kept: KeptText = { text: '', firstAt: 0, lastAt: 0 };
+  let pieces = 0;
+  const startedAt = performance.now();
   return run((text) => {
     if (text === '') return;
-    const now = performance.now();
-    if (timed.pieces === 0) timed.firstAt = now;
-    timed.lastAt = now;
-    timed.text += text;
-    timed.pieces += 1;
-  }).then(() => {
-    timed.endedAt = performance.now();
-    return timed;
-  });
+    keepText(kept, text);
+    pieces += 1;
+  }).then(() => ({ ...kept, pieces, startedAt, endedAt: performance.now() }));
 }
 
 export interface RawModel {
