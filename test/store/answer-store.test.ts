@@ -652,7 +652,10 @@ async function answerAll(s: Setup, token: string): Promise<void> {
     const start = await s.answers.startTurn(token, 'w');
     if (start.status !== 'ok') return;
     const question = start.history.find((record) => record.source === 'human' && record.seq === start.turn)?.msg ?? '';
-    assert.equal(await s.answers.finishTurn(token, 'w', start.turn, answer(`answer to ${question}`), ''), 'ok');
+    const status = await s.answers.finishTurn(token, 'w', start.turn, answer(`answer to ${question}`), '');
+    // The last commit finds nothing left and lets go of the lease in the same step.
+    assert.ok(status === 'ok' || status === 'drained', status);
+    if (status === 'drained') return;
   }
 }
 
