@@ -23,7 +23,7 @@ import type { ProcessGroup } from './lib/processes.js';
 import { summarizeProfiles, type ProfileSummary } from './lib/profile.js';
 import { scriptNamesBySha, snapshot } from './lib/redis-observe.js';
 import { RawRedis } from './lib/resp.js';
-import { startRedis, startStack, targetStack, type RedisEndpoint, type Stack } from './lib/stack.js';
+import { redisEndpoint, startStack, targetStack, type Stack } from './lib/stack.js';
 import { round3 } from './lib/stats.js';
 import { evaluateTargets, type TargetCheck } from './lib/targets.js';
 
@@ -170,16 +170,10 @@ function machine(redisVersion: string): BenchResult['meta']['machine'] {
   };
 }
 
-async function redisEndpoint(options: BenchOptions, group: ProcessGroup): Promise<RedisEndpoint> {
-  if (options.redisUrl === undefined) return startRedis(group, options.redisPortFrom);
-  const url = new URL(options.redisUrl);
-  return { host: url.hostname, port: Number(url.port || 6379), url: options.redisUrl, pid: null };
-}
-
 export async function runBenchmark(options: BenchOptions, hooks: RunHooks, group: ProcessGroup): Promise<BenchResult> {
   const startedAt = new Date();
   const own = options.targets.length === 0;
-  const redis = await redisEndpoint(options, group);
+  const redis = await redisEndpoint(group, options.redisUrl, options.redisPortFrom);
   const admin = await RawRedis.connect(redis.host, redis.port);
   const baseModel: BenchModelSettings = { tokens: options.tokens, rate: options.rate, recordYields: false };
   const ctx: PhaseContext = { options, redis, admin, group, signal: hooks.signal, tag: startedAt.getTime().toString(36), baseModel, log: hooks.log };

@@ -3,7 +3,8 @@
  * protocol: one JSON frame per finished answer) or streaming mode (parley.v1: every event).
  * It keeps the turns it sent in order and resolves each when its answer is done, with the send
  * and done times; in streaming mode it can also keep, per delta frame, how far into the answer
- * it reached and when it arrived (for the streaming-overhead figure).
+ * it reached and when it arrived (for the streaming-overhead figure), or the answer's text and
+ * when its first and last delta arrived (for bench:model's token rates).
  */
 import { WebSocket, type RawData } from 'ws';
 import { STREAMING_SUBPROTOCOL } from '../../src/contracts/wire.js';
@@ -35,6 +36,15 @@ export interface TurnResult {
   /** Streaming mode: performance.now() when "accepted" and the (last) "start" arrived. */
   readonly acceptedAt: number | undefined;
   readonly startAt: number | undefined;
+  /** Streaming mode with keepText: the answer's text. */
+  readonly answer: KeptText | undefined;
+}
+
+export interface KeptText {
+  text: string;
+  /** performance.now() when the first and the last delta frame arrived (0: none yet). */
+  firstAt: number;
+  lastAt: number;
 }
 
 interface PendingTurn {
@@ -53,6 +63,7 @@ interface AnswerState {
   chars: number;
   deltaFrames: number;
   deltas: DeltaMark[] | undefined;
+  kept: KeptText | undefined;
   startAt: number | undefined;
   /** Set when done/stopped/error arrived: the error code (undefined = done) and the time. */
   end: { error: string | undefined; at: number } | undefined;
@@ -69,6 +80,7 @@ interface Frame {
 
 export interface SocketOptions {
   readonly recordDeltas?: boolean;
+  readonly keepText?: boolean;
   readonly timeoutMs?: number;
   /** Extra upgrade request headers (X-Forwarded-For: a client address behind a trusted proxy). */
   readonly headers?: Record<string, string>;
@@ -100,6 +112,7 @@ export class BenchSocket {
     private readonly ws: WebSocket,
     readonly mode: Mode,
     private readonly recordDeltas: boolean,
+    private readonly keepText: boolean,
   ) {
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', (code) => this.failAll(`closed:${code}`));
@@ -117,7 +130,7 @@ export class BenchSocket {
       const done = (error?: Error) => {
         clearTimeout(timer);
         ws.off('message', onReady);
-        if (error === undefined) resolve(new BenchSocket(ws, mode, options.recordDeltas === true));
+        if (error === undefined) resolve(new BenchSocket(ws, mode, options.recordDeltas === true, options.keepText === true));
         else reject(error);
       };
       const onReady = (data: RawData) => {
@@ -198,12 +211,14 @@ export class BenchSocket {
         answer.deltaFrames = 0;
         answer.startAt = performance.now();
         if (answer.deltas !== undefined) answer.deltas = [];
+        if (answer.kept !== undefined) answer.kept = { text: '', firstAt: 0, lastAt: 0 };
         return;
       case 'delta':
         if (typeof frame.text !== 'string') return;
         answer.chars += frame.text.length;
         answer.deltaFrames += 1;
         answer.deltas?.push({ endChar: answer.chars, at });
+        if (answer.kept !== undefined) keepText(answer.kept, frame.text);
         return;
       case 'done':
       case 'stopped':
@@ -236,7 +251,7 @@ export class BenchSocket {
   }
 
   private newAnswer(): AnswerState {
-    return { chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined, startAt: undefined, end: undefined };
+    return { chars: 0, deltaFrames: 0, deltas: this.recordDeltas ? [] : undefined, kept: this.keepText ? { text: '', firstAt: 0, lastAt: 0 } : undefined, startAt: undefined, end: undefined };
   }
 
   private finish(turn: PendingTurn, error: string | undefined, doneAt = performance.now()): void {
@@ -252,6 +267,7 @@ export class BenchSocket {
       deltas: turn.answer.deltas,
       acceptedAt: turn.acceptedAt,
       startAt: turn.answer.startAt,
+      answer: turn.answer.kept,
     });
   }
 
@@ -260,6 +276,14 @@ export class BenchSocket {
     for (const turn of this.unaccepted.splice(0)) this.finish(turn, reason);
     for (const turn of [...this.bySeq.values()]) this.finish(turn, reason);
   }
+}
+
+/** Adds a piece of answer text that arrived now. */
+export function keepText(kept: KeptText, text: string): void {
+  const now = performance.now();
+  if (kept.firstAt === 0) kept.firstAt = now;
+  kept.lastAt = now;
+  kept.text += text;
 }
 
 /** Runs `task` over `items` with at most `limit` in flight; results keep the items' order. */

@@ -64,7 +64,7 @@ async function sendWithTimeout(socket: BenchSocket, text: string, timeoutMs: num
   const timeout = new Promise<TurnResult>((resolve) => {
     timer = setTimeout(() => {
       socket.close();
-      resolve({ text, ok: false, error: 'timeout', sentAt, doneAt: performance.now(), chars: 0, deltaFrames: 0, deltas: undefined, acceptedAt: undefined, startAt: undefined });
+      resolve({ text, ok: false, error: 'timeout', sentAt, doneAt: performance.now(), chars: 0, deltaFrames: 0, deltas: undefined, acceptedAt: undefined, startAt: undefined, answer: undefined });
     }, timeoutMs);
   });
   const result = await Promise.race([socket.send(text), timeout]);

@@ -213,10 +213,30 @@ function positive(name: string, value: string, allowZero = false): number {
   return number;
 }
 
-function whole(name: string, value: string, allowZero = false): number {
-  const number = positive(name, value, allowZero);
-  if (!Number.isInteger(number)) throw new Error(`--${name} expects a whole number (got ${value})`);
+/** A whole number of at least `min` (most options 1; bench:model's --context 256). */
+export function whole(name: string, value: string, min = 1): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min) throw new Error(`--${name} expects a whole number >= ${min} (got ${value})`);
   return number;
+}
+
+export function wholeOr(name: string, value: string | undefined, fallback: number, min = 1): number {
+  return value === undefined ? fallback : whole(name, value, min);
+}
+
+/** The parsed command line; or the help text, then exit 0 (for --help: parse returns null) or 2 (a mistake). */
+export function parseOrExit<T>(parse: () => T | null, help: string): T {
+  try {
+    const options = parse();
+    if (options === null) {
+      console.log(help);
+      process.exit(0);
+    }
+    return options;
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${help}`);
+    process.exit(2);
+  }
 }
 
 function list<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
@@ -283,7 +303,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | null {
   if (v.help === true) return null;
   const base: BenchOptions = { ...DEFAULTS, ...(v.smoke === true ? SMOKE : {}) };
   const seconds = (name: string, value: string | undefined, fallback: number) => (value === undefined ? fallback : Math.round(positive(name, value) * 1000));
-  const num = (name: string, value: string | undefined, fallback: number, allowZero = false) => (value === undefined ? fallback : whole(name, value, allowZero));
+  const num = (name: string, value: string | undefined, fallback: number, allowZero = false) => wholeOr(name, value, fallback, allowZero ? 0 : 1);
   const targets = (v.target ?? []).map((url) => loopbackUrl('target', url));
   const redisUrl = v.redis === undefined ? undefined : loopbackUrl('redis', v.redis);
   if (targets.length > 0 && redisUrl === undefined) throw new Error('--target needs --redis (the Redis those gateways use)');

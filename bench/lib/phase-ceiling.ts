@@ -166,17 +166,6 @@ function redisBenchmark(ctx: PhaseContext, kind: Kind): Promise<CommandRate> {
   });
 }
 
-async function deleteCeilingKeys(redis: RawRedis): Promise<void> {
-  let cursor = '0';
-  do {
-    const reply = await redis.command('SCAN', cursor, 'MATCH', `${PREFIX}*`, 'COUNT', '1000');
-    if (!Array.isArray(reply)) return;
-    cursor = String(reply[0]);
-    const keys = Array.isArray(reply[1]) ? reply[1].map(String) : [];
-    if (keys.length > 0) await redis.command('UNLINK', ...keys);
-  } while (cursor !== '0');
-}
-
 /** The kind a round trip of the turn's mix is costed as. */
 function costedAs(command: string, measured: ReadonlyMap<string, CommandRate>): string {
   if (measured.has(command)) return command;
@@ -187,7 +176,7 @@ function costedAs(command: string, measured: ReadonlyMap<string, CommandRate>): 
 
 export async function runRedisCeiling(ctx: PhaseContext, mixPerTurn: Record<string, number>): Promise<RedisCeiling> {
   ctx.log(`ceiling: redis-benchmark, ${ctx.options.ceilingRequests} requests per command, ${ctx.options.ceilingClients} connections`);
-  await deleteCeilingKeys(ctx.admin);
+  await ctx.admin.deleteKeys(PREFIX);
   try {
     const kinds = await prepare(ctx.admin, ctx.baseModel.tokens, ctx.options.ceilingRequests);
     const rates: CommandRate[] = [];
@@ -214,7 +203,7 @@ export async function runRedisCeiling(ctx: PhaseContext, mixPerTurn: Record<stri
       turnsPerSec,
     };
   } finally {
-    await deleteCeilingKeys(ctx.admin);
+    await ctx.admin.deleteKeys(PREFIX);
   }
 }
 

@@ -9,12 +9,13 @@ import { topology, type StackContext } from './context.js';
 import { closedLoop, doneInWindow, openLoop, sentInWindow, type LoadOutcome, type TurnSample } from './load.js';
 import { cpuSeconds, sleep } from './processes.js';
 import { snapshot } from './redis-observe.js';
+import type { ModelPath } from './stack.js';
 import { perSecond, round3, summarize, type Distribution } from './stats.js';
 
 export interface ThroughputRun {
   readonly label: string;
   /** http = the real path (provider over HTTP to the model server); double = model in the worker. */
-  readonly model: 'http' | 'double' | 'target';
+  readonly model: ModelPath | 'target';
   readonly gateways: number;
   readonly workers: number | null;
   readonly mode: Mode;

@@ -4,7 +4,7 @@
  * stops for any reason. Only loopback addresses are ever used.
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ export interface Managed {
 }
 
 /** Settings a benchmark must not inherit from the caller's shell (they would point elsewhere). */
-const INHERITED_TO_DROP = /^(REDIS_|LLM_|KEY_PREFIX$|PORT$|HOST$|WORKER_|LOG_|NODE_OPTIONS$)/;
+const INHERITED_TO_DROP = /^(REDIS_|LLM_|KEY_PREFIX$|PORT$|HOST$|WORKER_|FLUSH_|LOG_|MODELS_DIR$|NODE_OPTIONS$)/;
 
 function cleanEnv(extra: Readonly<Record<string, string>>): Record<string, string> {
   const env: Record<string, string> = {};
@@ -88,6 +88,33 @@ export class ProcessGroup {
   }
 }
 
+/**
+ * Ctrl+C, SIGTERM and a caller's own abort (a deadline) run `stop` once, then exit with the given
+ * code; a second one kills at once. Whatever way the process exits, the group's children die too.
+ */
+export class Shutdown {
+  /** True once stopping began: errors it causes in the running benchmark are not failures. */
+  stopping = false;
+
+  constructor(
+    private readonly group: ProcessGroup,
+    private readonly stop: (why: string) => Promise<void>,
+  ) {
+    process.on('SIGINT', () => this.abort('interrupted', 130));
+    process.on('SIGTERM', () => this.abort('terminated', 143));
+    process.on('exit', () => group.killAllNow());
+  }
+
+  abort(why: string, code: number): void {
+    if (this.stopping) {
+      this.group.killAllNow();
+      process.exit(code);
+    }
+    this.stopping = true;
+    void this.stop(why).finally(() => process.exit(code));
+  }
+}
+
 export function logTail(path: string, lines = 20): string {
   if (!existsSync(path)) return '';
   return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
@@ -113,6 +140,21 @@ export function untilReady<T>(managed: Managed, ready: Promise<T>, timeoutMs: nu
       },
     );
   });
+}
+
+/** The first JSON log line (LOG_FORMAT=json) in `path` that matches; undefined until one is written. */
+export function findLogLine(path: string, match: (line: Record<string, unknown>) => boolean): Record<string, unknown> | undefined {
+  if (!existsSync(path)) return undefined;
+  for (const text of readFileSync(path, 'utf8').split('\n')) {
+    if (!text.startsWith('{')) continue;
+    try {
+      const line = JSON.parse(text) as Record<string, unknown>;
+      if (match(line)) return line;
+    } catch {
+      // the last line, still being written: it is whole at the next read
+    }
+  }
+  return undefined;
 }
 
 export function portIsFree(port: number): Promise<boolean> {
@@ -181,6 +223,34 @@ export function cpuSeconds(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+export interface SchedTimes {
+  /** Milliseconds the process's threads ran on a CPU. */
+  readonly runMs: number;
+  /** Milliseconds they were runnable but waited for a CPU (what a busy machine costs). */
+  readonly waitMs: number;
+}
+
+/**
+ * Run and run-queue time of all threads of a process, summed from /proc/PID/task/TID/schedstat
+ * (nanoseconds; finer than the clock ticks of cpuSeconds). Undefined where there is no such file.
+ */
+export function schedTimes(pid: number): SchedTimes | undefined {
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return undefined;
+  let run = 0;
+  let wait = 0;
+  for (const tid of readdirSync(dir)) {
+    try {
+      const [onCpu = '0', waiting = '0'] = readFileSync(`${dir}/${tid}/schedstat`, 'utf8').trim().split(/\s+/);
+      run += Number(onCpu);
+      wait += Number(waiting);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return { runMs: run / 1e6, waitMs: wait / 1e6 };
 }
 
 /** True for the addresses the harness may talk to: this machine only. */

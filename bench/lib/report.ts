@@ -1,4 +1,6 @@
 /** The readable summary of a run (Markdown), written next to the JSON and printed at the end. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BenchResult } from '../harness.js';
 import type { MemoryMark } from './phase-sessions.js';
 import type { Distribution } from './stats.js';
@@ -6,7 +8,20 @@ import type { Distribution } from './stats.js';
 const num = (value: number | null | undefined, digits = 1) => (value === null || value === undefined ? '–' : value.toLocaleString('en-US', { maximumFractionDigits: digits }));
 const ms = (value: number) => num(value, 2);
 
-function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+/** A result file name: the time to the second, with characters every file system takes. */
+export function stamp(date: Date): string {
+  return date.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
+}
+
+/** Writes <name>.json and <name>.md into outDir and prints the Markdown. */
+export function writeResults(outDir: string, name: string, result: unknown, markdown: string): void {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(outDir, `${name}.md`), markdown);
+  console.log(`\n${markdown}`);
+}
+
+export function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
 }

@@ -133,6 +133,18 @@ export class RawRedis {
     await this.command('MONITOR');
   }
 
+  /** Deletes every key that starts with `prefix` (SCAN, then UNLINK: Redis stays responsive). */
+  async deleteKeys(prefix: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const reply = await this.command('SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000');
+      if (!Array.isArray(reply)) return;
+      cursor = String(reply[0]);
+      const keys = Array.isArray(reply[1]) ? reply[1].map(String) : [];
+      if (keys.length > 0) await this.command('UNLINK', ...keys);
+    } while (cursor !== '0');
+  }
+
   /** Local port of this connection: how Redis (CLIENT LIST, MONITOR) names it. */
   get localPort(): number {
     return this.socket.localPort ?? 0;

@@ -2,16 +2,17 @@
  * The system under test: a redis-server of the harness's own (or a running one), gateways
  * (`src/gateway/main.ts`, unchanged) and workers (`bench/worker-main.ts`: startWorker), each a
  * separate process like in production. The workers' model is either the real path (the
- * OpenAI-compatible provider over HTTP to bench/model-server.ts, a process of its own) or the
- * BenchModelDouble inside the worker, which isolates the pipeline.
+ * OpenAI-compatible provider over HTTP to bench/model-server.ts, a process of its own), the
+ * BenchModelDouble inside the worker, which isolates the pipeline, or (bench:model) a real local
+ * model in the deployed worker, `src/worker/main.ts`.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchModelSettings, YieldLog } from '../bench-model.js';
 import { workerReplySchema, type WorkerReply, type WorkerRequest } from './ipc.js';
-import { anyFreePort, freePortFrom, LOOPBACK, untilReady, waitUntil, type Managed, type ProcessGroup } from './processes.js';
+import { anyFreePort, findLogLine, freePortFrom, LOOPBACK, untilReady, waitUntil, type Managed, type ProcessGroup } from './processes.js';
 import { RawRedis } from './resp.js';
 
 export interface RedisEndpoint {
@@ -22,8 +23,11 @@ export interface RedisEndpoint {
   readonly pid: number | null;
 }
 
-/** http: what users run (provider over HTTP to a model server); double: the model in the worker. */
-export type ModelPath = 'http' | 'double';
+/**
+ * http: what users run (provider over HTTP to a model server); double: the model in the worker;
+ * local: src/worker/main.ts as deployed, its LLM_* settings (LLM_PROVIDER=local) in extraEnv.
+ */
+export type ModelPath = 'http' | 'double' | 'local';
 
 export interface StackSettings {
   /** Names this system in profile folders ("1x1", "2x2"). */
@@ -54,11 +58,13 @@ export interface GatewayProcess {
 export interface Stack {
   readonly gateways: readonly GatewayProcess[];
   readonly workerPids: readonly number[];
+  /** The workers' log files (JSON lines), for what they say about themselves. */
+  readonly workerLogs: readonly string[];
   /** The workers' model; null for targeted systems. */
   readonly modelPath: ModelPath | null;
   /** bench/model-server.ts on the HTTP path (its CPU is the model's, not Parley's). */
   readonly modelServerPid: number | null;
-  /** False for targeted systems: their model cannot be reconfigured nor its yield times read. */
+  /** False for targeted systems and the local model: it cannot be reconfigured nor its yield times read. */
   readonly managedWorkers: boolean;
   configureModel(settings: BenchModelSettings): Promise<void>;
   takeYieldLogs(): Promise<YieldLog>;
@@ -71,9 +77,30 @@ export interface Stack {
 }
 
 const START_TIMEOUT_MS = 30_000;
+/** A local model may take longer to load than a process to start. */
+const MODEL_LOAD_TIMEOUT_MS = 60_000;
 
+/** Our own redis-server, or the one at `url`. */
+export async function redisEndpoint(group: ProcessGroup, url: string | undefined, firstPort: number): Promise<RedisEndpoint> {
+  if (url === undefined) return startRedis(group, firstPort);
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port || 6379), url, pid: null };
+}
+
+/** Another process may take the port between the check and redis-server binding it: then the next one. */
 export async function startRedis(group: ProcessGroup, firstPort: number): Promise<RedisEndpoint> {
-  const port = await freePortFrom(firstPort);
+  for (let from = firstPort, attempt = 1; ; attempt += 1) {
+    const port = await freePortFrom(from);
+    try {
+      return await startRedisOn(group, port);
+    } catch (error) {
+      if (attempt === 3) throw error;
+      from = port + 1;
+    }
+  }
+}
+
+async function startRedisOn(group: ProcessGroup, port: number): Promise<RedisEndpoint> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-bench-redis-'));
   const managed = group.spawn(
     'redis-server',
@@ -82,6 +109,8 @@ export async function startRedis(group: ProcessGroup, firstPort: number): Promis
     // profile step can see any slow script.
     ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no', '--dir', dir, '--slowlog-log-slower-than', '1000', '--slowlog-max-len', '256', '--protected-mode', 'yes'],
   );
+  // Empty (no persistence), but a folder per run: gone with the server.
+  managed.child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const answers = waitUntil(async () => {
     const client = await RawRedis.connect(LOOPBACK, port, 500);
     try {
@@ -90,7 +119,11 @@ export async function startRedis(group: ProcessGroup, firstPort: number): Promis
       client.close();
     }
   }, START_TIMEOUT_MS);
-  if (!(await untilReady(managed, answers, START_TIMEOUT_MS, 'answering PING'))) throw new Error(`redis-server on port ${port} did not answer`);
+  const answered = await untilReady(managed, answers, START_TIMEOUT_MS, 'answering PING').catch((error: unknown) => error);
+  if (answered !== true) {
+    await group.stop(managed, 1000);
+    throw answered instanceof Error ? answered : new Error(`redis-server on port ${port} did not answer`);
+  }
   return { host: LOOPBACK, port, url: `redis://${LOOPBACK}:${port}`, pid: managed.pid };
 }
 
@@ -200,21 +233,34 @@ async function startWorkerProcess(group: ProcessGroup, settings: StackSettings, 
   return channel;
 }
 
+/** The deployed worker: ready once it logs so, which needs LOG_LEVEL info. */
+async function startDeployedWorker(group: ProcessGroup, settings: StackSettings, index: number): Promise<Managed> {
+  const name = `worker-${index + 1}`;
+  const managed = group.spawn(name, process.execPath, nodeArgs(settings, 'src/worker/main.ts', name), { env: { ...commonEnv(settings), LOG_LEVEL: 'info' } });
+  const ready = waitUntil(async () => findLogLine(managed.logPath, (line) => line.msg === 'worker ready') !== undefined, MODEL_LOAD_TIMEOUT_MS);
+  if (!(await untilReady(managed, ready, MODEL_LOAD_TIMEOUT_MS + 1000, 'logging "worker ready"'))) throw new Error(`${name} did not log "worker ready"`);
+  return managed;
+}
+
 /** Starts gateways and workers on the harness's Redis; stop() ends them (SIGTERM, then SIGKILL). */
 export async function startStack(group: ProcessGroup, settings: StackSettings): Promise<Stack> {
   if (settings.cpuProfDir !== undefined) mkdirSync(settings.cpuProfDir, { recursive: true });
   const gateways = await Promise.all(Array.from({ length: settings.gateways }, (_, index) => startGateway(group, settings, index)));
   const server = settings.modelPath === 'http' ? await startModelServer(group, settings) : undefined;
-  const workers = await Promise.all(Array.from({ length: settings.workers }, (_, index) => startWorkerProcess(group, settings, index, server?.baseUrl)));
+  const local = settings.modelPath === 'local';
+  const channels = local ? [] : await Promise.all(Array.from({ length: settings.workers }, (_, index) => startWorkerProcess(group, settings, index, server?.baseUrl)));
+  const workers = local ? await Promise.all(Array.from({ length: settings.workers }, (_, index) => startDeployedWorker(group, settings, index))) : channels.map((channel) => channel.managed);
   // Who holds the model: the model server on the HTTP path, each worker's double otherwise.
-  const models = server === undefined ? workers : [server.channel];
+  const models = server === undefined ? channels : [server.channel];
   return {
     gateways: gateways.map(({ gateway }) => gateway),
-    workerPids: workers.map((worker) => worker.managed.pid),
+    workerPids: workers.map((worker) => worker.pid),
+    workerLogs: workers.map((worker) => worker.logPath),
     modelPath: settings.modelPath,
     modelServerPid: server?.channel.managed.pid ?? null,
-    managedWorkers: true,
+    managedWorkers: !local,
     async configureModel(model) {
+      if (local) throw new Error('the local model cannot be reconfigured');
       await Promise.all(models.map((holder) => holder.request({ type: 'configure', model }, 'configured')));
     },
     async startFreshGateway() {
@@ -227,7 +273,7 @@ export async function startStack(group: ProcessGroup, settings: StackSettings): 
     },
     async stop() {
       // Workers first, so none is left waiting on a gateway; each gets time to write its profile.
-      await Promise.all(workers.map((worker) => group.stop(worker.managed)));
+      await Promise.all(workers.map((worker) => group.stop(worker)));
       await Promise.all(gateways.map(({ managed }) => group.stop(managed)));
       if (server !== undefined) await group.stop(server.channel.managed);
     },
@@ -239,6 +285,7 @@ export function targetStack(urls: readonly string[], gatewayPid: number | null):
   return {
     gateways: urls.map((url, index) => ({ url, pid: index === 0 ? gatewayPid : null })),
     workerPids: [],
+    workerLogs: [],
     modelPath: null,
     modelServerPid: null,
     managedWorkers: false,

@@ -27,6 +27,11 @@ export function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
+/** Rounds to 2 decimals: bench:model's rates and milliseconds, whose runs vary far more than that. */
+export function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
 export function summarize(values: ArrayLike<number>): Distribution {
   if (values.length === 0) return EMPTY_DISTRIBUTION;
   const sorted = Float64Array.from(values).sort();
