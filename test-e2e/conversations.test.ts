@@ -149,6 +149,29 @@ describe('conversations in the browser', () => {
     await context.close();
   });
 
+  it('a new conversation that cannot be created keeps its first message for another try', async () => {
+    const { page, context, errors } = await openPage(browser, system.baseUrl);
+    await signUp(page, uniqueName('retry'));
+    // The network between browser and gateway fails once (the gateway itself is real).
+    let failures = 0;
+    await page.route('**/api/v1/conversations', async (route) => {
+      if (route.request().method() !== 'POST' || failures > 0) return route.fallback();
+      failures += 1;
+      return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ detail: 'Service unavailable', code: 'unavailable' }) });
+    });
+    await page.getByRole('button', { name: 'New conversation' }).click();
+    await send(page, 'Keep me if it fails');
+    await page.getByText(/The conversation could not be started/).waitFor();
+    assert.equal(await page.locator('#composer-input').inputValue(), 'Keep me if it fails');
+    await page.getByRole('button', { name: 'Send message' }).click();
+    await waitOnline(page);
+    await waitStatus(page, 0, 'done');
+    assert.match(await answerText(page, 0), /Keep me if it fails/);
+    assert.equal(failures, 1);
+    assert.deepEqual(errors.filter((error) => !error.includes('503')), []);
+    await context.close();
+  });
+
   it('on a phone the list is behind a button; choosing a conversation closes it, so does Escape', async () => {
     const { page, context, errors } = await openPage(browser, system.baseUrl, { viewport: { width: 360, height: 740 } });
     await signUp(page, uniqueName('pip'));

@@ -93,11 +93,14 @@ interface NewConversationPaneProps {
 /** A conversation not created yet: it is, with its first message. */
 export function NewConversationPane({ name, onStart, sidebarToggle }: NewConversationPaneProps) {
   const [starting, setStarting] = useState(false);
+  // The composer keeps the text (false: not sent yet): once the conversation exists this pane
+  // gives way to it, and if it could not be created the person sends the same text again.
   const send = (text: string) => {
-    if (starting) return false;
-    setStarting(true);
-    void onStart(text).then(() => setStarting(false));
-    return true;
+    if (!starting) {
+      setStarting(true);
+      void onStart(text).then(() => setStarting(false));
+    }
+    return false;
   };
   return (
     <div className="chat-screen">
