@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { runAdminCli } from '../support/admin-cli.js';
 import { Browser, cookieAttributes, type Reply } from '../support/browser.js';
 import { OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, startFrontDoor, startOidcProvider, type FrontDoor, type TestOidcProvider } from '../support/oidc-provider.js';
 import { startSystem, type TestSystem } from '../support/system.js';
@@ -166,6 +167,22 @@ describe('OpenID Connect', () => {
     const known = new Browser(closedDoor.url);
     assert.equal((await signInWithProvider(known, 'oidc-early')).location.search, '');
     assert.equal((await known.call('/api/v1/auth/me')).status, 200);
+  });
+
+  test('a disabled account is refused through the provider too, and signs in again once enabled', async () => {
+    const first = new Browser(door.url);
+    await signInWithProvider(first, 'oidc-disabled');
+    const me = await first.call('/api/v1/auth/me');
+    const username = String((me.body?.person as Record<string, unknown>).username);
+    assert.equal((await runAdminCli(system.env, ['disable', username])).code, 0);
+    assert.equal((await first.call('/api/v1/auth/me')).status, 401, 'its session ended');
+    const refused = new Browser(door.url);
+    assert.equal((await signInWithProvider(refused, 'oidc-disabled')).location.search, '?auth_error=account_disabled');
+    assert.equal(refused.cookies.has('parley_auth'), false);
+    assert.equal((await runAdminCli(system.env, ['enable', username])).code, 0);
+    const again = new Browser(door.url);
+    assert.equal((await signInWithProvider(again, 'oidc-disabled')).location.search, '');
+    assert.equal(String(((await again.call('/api/v1/auth/me')).body?.person as Record<string, unknown>).username), username, 'the same account');
   });
 
   test('hostile callbacks: every one ends in a redirect with an error code, never a 5xx', async () => {
