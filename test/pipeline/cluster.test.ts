@@ -3,12 +3,13 @@
  * spread over every node. Scripts and MULTI only ever touch one session's hash tag, so each runs
  * on one node; answers arrive once, complete, in order. The queue is split into partitions
  * (QUEUE_PARTITIONS, 8 by default on a Cluster) that spread over the nodes, and live events and
- * stop requests travel over sharded pub/sub.
+ * stop requests travel over sharded pub/sub. Accounts, conversations and branches work there too.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Browser } from '../support/browser.js';
 import { echoAnswer, wordChunks } from '../support/fake-openai-server.js';
 import { createSession, refreshSession, TestSocket } from '../support/client.js';
 import { startRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
@@ -75,5 +76,47 @@ test('stop reaches the worker over sharded pub/sub while it still waits for the 
     await socket.waitFor((frame) => frame.type === 'stopped', 5000);
     assert.ok(Date.now() - started < 3000, 'stopped at once, not after the model answered');
     socket.close();
+  }
+});
+
+/** The same person (cookie and CSRF token) on another gateway. */
+function onGateway(url: string, person: Browser): Browser {
+  const other = new Browser(url);
+  for (const [name, value] of person.cookies) other.cookies.set(name, value);
+  other.csrf = person.csrf;
+  return other;
+}
+
+test('people on the Cluster: sign-up, conversations on both gateways, a branch, export and deletion', async () => {
+  system.model.setRespond(({ messages }) => ({ kind: 'stream', chunks: wordChunks(echoAnswer(messages)), delayMs: 2 }));
+  const [first = '', second = ''] = system.gatewayUrls;
+  for (let index = 0; index < 3; index += 1) {
+    const person = new Browser(index % 2 === 0 ? first : second);
+    const signup = await person.signUp(`cluster${index}x${Date.now()}`);
+    const id = String((signup.body?.person as Record<string, unknown>).id);
+    const elsewhere = onGateway(index % 2 === 0 ? second : first, person);
+    const conversations: string[] = [];
+    for (const text of ['heron', 'stork']) {
+      const created = await person.post('/api/v1/conversations', {}, { csrf: true });
+      assert.equal(created.status, 201, created.text);
+      const conversation = String(created.body?.id);
+      conversations.push(conversation);
+      const socket = await TestSocket.open(elsewhere.baseUrl, conversation, true, { cookie: `parley_auth=${person.cookies.get('parley_auth') ?? ''}` });
+      socket.send({ type: 'message', text });
+      await socket.waitFor((frame) => frame.type === 'done' && frame.seq === 1, 30_000);
+      socket.send({ type: 'regenerate', seq: 1 });
+      await socket.waitFor((frame) => frame.type === 'done' && frame.seq === 2, 30_000);
+      assert.equal(socket.answers().get(2), `Echo #1: ${text}`, 'the regenerated answer saw only its own branch');
+      socket.close();
+    }
+    const listed = await elsewhere.call('/api/v1/conversations');
+    assert.deepEqual((listed.body?.conversations as Array<{ title: string }>).map((item) => item.title), ['stork', 'heron']);
+    const exported = JSON.parse((await elsewhere.call('/api/v1/me/export')).text) as { conversations: Array<{ messages: Array<{ source: string }> }> };
+    assert.deepEqual(exported.conversations.map((item) => item.messages.filter((message) => message.source === 'human').length), [2, 2]);
+    assert.equal((await elsewhere.call('/api/v1/me', { method: 'DELETE', csrf: true })).status, 204);
+    const left = await Promise.all(
+      cluster.ports.map(async (port) => (await run('redis-cli', ['-p', String(port), '--scan', '--pattern', `${system.prefix}*`])).stdout.split('\n').filter((key) => [id, ...conversations].some((needle) => key.includes(needle)))),
+    );
+    assert.deepEqual(left.flat(), [], 'nothing of the person is left on any node');
   }
 });
