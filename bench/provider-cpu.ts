@@ -10,7 +10,7 @@
  */
 import { execFileSync, fork } from 'node:child_process';
 import { loadConfig } from '../src/config/config.js';
-import { OpenAICompatibleProvider } from '../src/providers/openai.js';
+import { OpenAICompatibleProvider } from '../src/providers/openai/openai-provider.js';
 import type { ModelProvider } from '../src/providers/provider.js';
 import { BenchModelDouble } from './bench-model.js';
 import { workerReplySchema } from './lib/ipc.js';

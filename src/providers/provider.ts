@@ -35,6 +35,11 @@ export interface ProviderLogger {
   error(details: object, message: string): void;
 }
 
+/** An error and its causes, outermost first (five at most: a cause chain may loop). */
+export function* causeChain(error: unknown): Generator<Error> {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) yield current;
+}
+
 /**
  * What went wrong, from an error down its causes: fetch and undici say only "fetch failed" or
  * "other side closed"; the reason ("connect ECONNREFUSED 127.0.0.1:9") is in the cause chain.
@@ -42,7 +47,7 @@ export interface ProviderLogger {
  */
 export function describeCause(error: unknown): string {
   const parts: string[] = [];
-  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  for (const current of causeChain(error)) {
     const code = (current as { code?: unknown }).code;
     const text = typeof code === 'string' && !current.message.includes(code) ? `${code}: ${current.message}` : current.message;
     if (text !== '' && !parts.includes(text)) parts.push(text);

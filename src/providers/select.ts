@@ -6,7 +6,7 @@
 import type { ModelConfig } from '../config/config.js';
 import { ErrorCodes, ModelError } from '../contracts/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { OpenAICompatibleProvider } from './openai.js';
+import { OpenAICompatibleProvider } from './openai/openai-provider.js';
 import type { ModelProvider } from './provider.js';
 import { UnavailableProvider } from './unavailable.js';
 

@@ -4,7 +4,7 @@
  * binding not installed. Parley still runs: sessions, history and the queue work.
  */
 import { ErrorCodes, ModelError } from '../contracts/errors.js';
-import { estimateTokens } from './openai.js';
+import { estimateTokens } from './token-estimate.js';
 import type { GenerateRequest, ModelProvider } from './provider.js';
 
 export const MODEL_NOT_CONFIGURED_MESSAGE =

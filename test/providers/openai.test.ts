@@ -10,7 +10,9 @@ import { pino } from 'pino';
 import type { ModelConfig } from '../../src/config/config.js';
 import { ErrorCodes, ModelError } from '../../src/contracts/errors.js';
 import { MODEL_NOT_CONFIGURED_MESSAGE, UnavailableProvider } from '../../src/providers/unavailable.js';
-import { estimateTokens, OpenAICompatibleProvider, parseRetryAfter, type OpenAIProviderOptions } from '../../src/providers/openai.js';
+import { parseRetryAfter } from '../../src/providers/openai/http.js';
+import { OpenAICompatibleProvider, type OpenAIProviderOptions } from '../../src/providers/openai/openai-provider.js';
+import { estimateTokens } from '../../src/providers/token-estimate.js';
 import type { ChatTurn, ModelProvider } from '../../src/providers/provider.js';
 import { echoAnswer, sseChunk, SSE_DONE, startFakeOpenAI, wordChunks, type FakeOpenAI } from '../support/fake-openai-server.js';
 

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { USER_ERROR_TEXTS } from '../../src/contracts/errors.js';
 import { sessionKeys } from '../../src/contracts/keys.js';
 import { LocalLlamaProvider } from '../../src/providers/local/local-provider.js';
-import { OpenAICompatibleProvider } from '../../src/providers/openai.js';
+import { OpenAICompatibleProvider } from '../../src/providers/openai/openai-provider.js';
 import { tokenTag } from '../../src/shared/logger.js';
 import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
 import { type FakeResponse } from '../support/fake-openai-server.js';

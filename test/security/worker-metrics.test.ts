@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startWorker } from '../../src/worker/worker.js';
-import { OpenAICompatibleProvider } from '../../src/providers/openai.js';
+import { OpenAICompatibleProvider } from '../../src/providers/openai/openai-provider.js';
 import { LocalLlamaProvider } from '../../src/providers/local/local-provider.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/shared/logger.js';

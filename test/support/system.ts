@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { DestinationStream } from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import { startGateway, type GatewayHandle } from '../../src/gateway/server.js';
-import { OpenAICompatibleProvider } from '../../src/providers/openai.js';
+import { OpenAICompatibleProvider } from '../../src/providers/openai/openai-provider.js';
 import type { ModelProvider } from '../../src/providers/provider.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { startWorker, type WorkerHandle } from '../../src/worker/worker.js';
