@@ -53,7 +53,7 @@ describe('npm run admin', () => {
     await browser.signUp('to-disable');
     const token = String((await browser.post('/api/v1/auth/tokens', {}, { csrf: true })).body?.token);
     const session = await createSession(system.baseUrl, 'Ada');
-    const socket = await TestSocket.open(system.baseUrl, session.token, true, { cookie: `parley_auth=${browser.cookies.get('parley_auth') ?? ''}` });
+    const socket = await TestSocket.open(system.baseUrl, session.token, true, browser.authCookie());
     socket.send({ type: 'message', text: 'before' });
     await socket.waitFor((frame) => frame.type === 'done');
 

@@ -113,8 +113,7 @@ describe('ANONYMOUS_CHAT=off', () => {
     const anonymous = await TestSocket.open(closedUrl, session.token);
     assert.equal((await anonymous.waitForClose()).code, CLOSE_UNAUTHENTICATED.code);
     const { browser } = await signedUp(closedUrl);
-    const cookie = `parley_auth=${browser.cookies.get('parley_auth') ?? ''}`;
-    const signedIn = await TestSocket.open(closedUrl, session.token, true, { cookie });
+    const signedIn = await TestSocket.open(closedUrl, session.token, true, browser.authCookie());
     signedIn.send({ type: 'message', text: 'hello' });
     await signedIn.waitFor((frame) => frame.type === 'done', 20_000);
     assert.equal(signedIn.answers().get(1), 'Echo #1: hello');
@@ -182,10 +181,10 @@ describe('rate limits', () => {
 
   test('messages per account (RATE_ACCOUNT_MESSAGES_PER_MINUTE=3) over two sessions and sockets; other accounts unaffected', async () => {
     const { browser } = await signedUp();
-    const cookie = `parley_auth=${browser.cookies.get('parley_auth') ?? ''}`;
+    const cookie = browser.authCookie();
     const [first, second] = [await createSession(system.baseUrl, 'One'), await createSession(system.baseUrl, 'Two')];
-    const a = await TestSocket.open(system.baseUrl, first.token, true, { cookie });
-    const b = await TestSocket.open(system.baseUrl, second.token, true, { cookie });
+    const a = await TestSocket.open(system.baseUrl, first.token, true, cookie);
+    const b = await TestSocket.open(system.baseUrl, second.token, true, cookie);
     a.send({ type: 'message', text: 'one', clientId: 'a1' });
     a.send({ type: 'message', text: 'two', clientId: 'a2' });
     await a.waitFor((frame) => frame.type === 'accepted' && frame.clientId === 'a2', 10_000);
@@ -197,7 +196,7 @@ describe('rate limits', () => {
     assert.match(String(refused.message), /account/);
     // Someone else, on the same address and session: served.
     const other = await signedUp();
-    const c = await TestSocket.open(system.baseUrl, second.token, true, { cookie: `parley_auth=${other.browser.cookies.get('parley_auth') ?? ''}` });
+    const c = await TestSocket.open(system.baseUrl, second.token, true, other.browser.authCookie());
     c.send({ type: 'message', text: 'five', clientId: 'c1' });
     await c.waitFor((frame) => frame.type === 'accepted' && frame.clientId === 'c1', 10_000);
     for (const socket of [a, b, c]) socket.close();

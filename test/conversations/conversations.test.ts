@@ -40,16 +40,6 @@ async function person(baseUrl = system.baseUrl): Promise<Browser> {
   return browser;
 }
 
-/** The same person (same cookie and CSRF token) talking to another gateway. */
-function on(baseUrl: string, browser: Browser): Browser {
-  const other = new Browser(baseUrl);
-  for (const [name, value] of browser.cookies) other.cookies.set(name, value);
-  other.csrf = browser.csrf;
-  return other;
-}
-
-const cookieOf = (browser: Browser) => ({ cookie: `parley_auth=${browser.cookies.get('parley_auth') ?? ''}` });
-
 async function create(browser: Browser, title?: string): Promise<Summary> {
   const reply = await browser.post('/api/v1/conversations', title === undefined ? {} : { title }, { csrf: true });
   assert.equal(reply.status, 201, reply.text);
@@ -64,7 +54,7 @@ async function list(browser: Browser, query = ''): Promise<{ conversations: Summ
 
 /** Sends a message over a socket carrying the person's cookie and waits for its answer. */
 async function chat(baseUrl: string, browser: Browser, id: string, text: string): Promise<string> {
-  const socket = await TestSocket.open(baseUrl, id, true, cookieOf(browser));
+  const socket = await TestSocket.open(baseUrl, id, true, browser.authCookie());
   socket.send({ type: 'message', text });
   const accepted = await socket.waitFor((frame) => frame.type === 'accepted');
   await socket.waitFor((frame) => frame.type === 'done' && frame.seq === accepted.seq);
@@ -76,7 +66,7 @@ async function chat(baseUrl: string, browser: Browser, id: string, text: string)
 describe('conversations of a person', () => {
   test('created on one gateway, listed newest first on the other; a message moves one up and names it', async () => {
     const ada = await person();
-    const elsewhere = on(system.gatewayUrls[1] ?? '', ada);
+    const elsewhere = ada.on(system.gatewayUrls[1] ?? '');
     const first = await create(ada, 'Plans for Tuesday');
     const second = await create(ada);
     assert.equal(second.title, '');
@@ -103,7 +93,7 @@ describe('conversations of a person', () => {
     const ada = await person();
     const { id } = await create(ada);
     const answer = await chat(system.baseUrl, ada, id, 'first version');
-    const socket = await TestSocket.open(system.baseUrl, id, true, cookieOf(ada));
+    const socket = await TestSocket.open(system.baseUrl, id, true, ada.authCookie());
     socket.send({ type: 'edit', seq: 1, text: 'second version' });
     await socket.waitFor((frame) => frame.type === 'done' && frame.seq === 2);
     const edited = socket.answers().get(2) ?? '';
@@ -112,7 +102,7 @@ describe('conversations of a person', () => {
     assert.equal(renamed.status, 200, renamed.text);
     assert.equal(renamed.body?.title, 'Drafts');
 
-    const md = await on(system.gatewayUrls[1] ?? '', ada).call(`/api/v1/conversations/${id}/export?format=markdown`);
+    const md = await ada.on(system.gatewayUrls[1] ?? '').call(`/api/v1/conversations/${id}/export?format=markdown`);
     assert.equal(md.status, 200);
     assert.match(md.headers.get('content-type') ?? '', /^text\/markdown/);
     assert.equal(md.headers.get('content-disposition'), `attachment; filename="conversation-${id}.md"`);
@@ -197,7 +187,7 @@ describe('conversations of a person', () => {
     }
     assert.deepEqual((await list(eve)).conversations, []);
     // The bare token (the original API's credential) opens nothing: not alone, not with someone else's cookie.
-    for (const headers of [{}, cookieOf(eve)]) {
+    for (const headers of [{}, eve.authCookie()]) {
       const refresh = await fetch(`${system.baseUrl}/refresh_token?token=${id}`, { headers });
       assert.equal(refresh.status, 400);
       assert.deepEqual(await refresh.json(), { detail: 'Session expired or does not exist' });
@@ -225,7 +215,7 @@ describe('conversations of a person', () => {
   test('anonymous sessions work as before beside conversations, and stay open to their token', async () => {
     const session = await createSession(system.baseUrl);
     const ada = await person();
-    const socket = await TestSocket.open(system.baseUrl, session.token, true, cookieOf(ada));
+    const socket = await TestSocket.open(system.baseUrl, session.token, true, ada.authCookie());
     assert.equal(socket.frames[0]?.type, 'ready', 'a signed-in person may still use an anonymous session');
     socket.close();
     const refresh = await fetch(`${system.baseUrl}/refresh_token?token=${session.token}`);

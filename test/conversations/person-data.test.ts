@@ -40,14 +40,12 @@ async function signUp(): Promise<Signed> {
   return { browser, username, id: String((reply.body?.person as Record<string, unknown>).id) };
 }
 
-const cookieOf = (browser: Browser) => ({ cookie: `parley_auth=${browser.cookies.get('parley_auth') ?? ''}` });
-
 /** A conversation with one answered message, then a regenerated answer (a second branch). */
 async function conversationWithBranches(person: Signed, text: string): Promise<string> {
   const created = await person.browser.post('/api/v1/conversations', {}, { csrf: true });
   assert.equal(created.status, 201, created.text);
   const id = String(created.body?.id);
-  const socket = await TestSocket.open(system.baseUrl, id, true, cookieOf(person.browser));
+  const socket = await TestSocket.open(system.baseUrl, id, true, person.browser.authCookie());
   socket.send({ type: 'message', text });
   await socket.waitFor((frame) => frame.type === 'done' && frame.seq === 1);
   socket.send({ type: 'regenerate', seq: 1 });
@@ -113,7 +111,7 @@ describe('a person owns their data', () => {
     const kept = await conversationWithBranches(other, 'not mine');
 
     assert.ok((await keysOf([person.id, ...conversations])).length > 5, 'the person has keys to delete');
-    const oldCookie = cookieOf(person.browser);
+    const oldCookie = person.browser.authCookie();
     const deleted = await person.browser.call('/api/v1/me', { method: 'DELETE', csrf: true });
     assert.equal(deleted.status, 204, deleted.text);
     assert.equal(person.browser.cookies.has('parley_auth'), false, 'the cookie is cleared');

@@ -79,14 +79,6 @@ test('stop reaches the worker over sharded pub/sub while it still waits for the 
   }
 });
 
-/** The same person (cookie and CSRF token) on another gateway. */
-function onGateway(url: string, person: Browser): Browser {
-  const other = new Browser(url);
-  for (const [name, value] of person.cookies) other.cookies.set(name, value);
-  other.csrf = person.csrf;
-  return other;
-}
-
 test('people on the Cluster: sign-up, conversations on both gateways, a branch, export and deletion', async () => {
   system.model.setRespond(({ messages }) => ({ kind: 'stream', chunks: wordChunks(echoAnswer(messages)), delayMs: 2 }));
   const [first = '', second = ''] = system.gatewayUrls;
@@ -94,14 +86,14 @@ test('people on the Cluster: sign-up, conversations on both gateways, a branch, 
     const person = new Browser(index % 2 === 0 ? first : second);
     const signup = await person.signUp(`cluster${index}x${Date.now()}`);
     const id = String((signup.body?.person as Record<string, unknown>).id);
-    const elsewhere = onGateway(index % 2 === 0 ? second : first, person);
+    const elsewhere = person.on(index % 2 === 0 ? second : first);
     const conversations: string[] = [];
     for (const text of ['heron', 'stork']) {
       const created = await person.post('/api/v1/conversations', {}, { csrf: true });
       assert.equal(created.status, 201, created.text);
       const conversation = String(created.body?.id);
       conversations.push(conversation);
-      const socket = await TestSocket.open(elsewhere.baseUrl, conversation, true, { cookie: `parley_auth=${person.cookies.get('parley_auth') ?? ''}` });
+      const socket = await TestSocket.open(elsewhere.baseUrl, conversation, true, person.authCookie());
       socket.send({ type: 'message', text });
       await socket.waitFor((frame) => frame.type === 'done' && frame.seq === 1, 30_000);
       socket.send({ type: 'regenerate', seq: 1 });

@@ -50,6 +50,19 @@ export class Browser {
     return { status: response.status, headers: response.headers, text, body: parsed };
   }
 
+  /** The same person (cookie jar and CSRF token) talking to another gateway. */
+  on(baseUrl: string): Browser {
+    const other = new Browser(baseUrl);
+    for (const [name, value] of this.cookies) other.cookies.set(name, value);
+    other.csrf = this.csrf;
+    return other;
+  }
+
+  /** The sign-in cookie as a request header, e.g. for a WebSocket upgrade. */
+  authCookie(): { cookie: string } {
+    return { cookie: `parley_auth=${this.cookies.get('parley_auth') ?? ''}` };
+  }
+
   post(path: string, json?: unknown, options: CallOptions = {}): Promise<Reply> {
     return this.call(path, { method: 'POST', ...(json === undefined ? {} : { json }), ...options });
   }
