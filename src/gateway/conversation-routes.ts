@@ -4,7 +4,7 @@
  * without one, CSRF for cookie + unsafe methods); a conversation of anyone else answers 404 like
  * one that does not exist. Refusals are AuthErrors: `{"detail", "code"}`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AuthError, ErrorCodes } from '../contracts/errors.js';
 import { withDeadline } from '../shared/deadline.js';
@@ -12,6 +12,7 @@ import { LIST_MAX, TITLE_MAX_CHARS, parseCursor, type ConversationStore } from '
 import { signedIn, type Identity } from './auth/identity.js';
 import { LONE_SURROGATE } from './http-routes.js';
 import { within } from './auth/routes.js';
+import { noStore } from './http-util.js';
 import type { Limit } from './limits.js';
 
 export interface ConversationRouteDependencies {
@@ -59,12 +60,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 const notFound = () => new AuthError(ErrorCodes.conversationNotFound, 404);
-
-/** A conversation is as private as a history: never in a browser or proxy cache. */
-const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-  reply.header('Cache-Control', 'no-store');
-  return payload;
-};
 
 export function registerConversationRoutes(app: FastifyInstance, deps: ConversationRouteDependencies): void {
   const { conversations, identity, deadlineMs } = deps;

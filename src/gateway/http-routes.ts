@@ -3,12 +3,12 @@
  * see docs/protocol.md, "Compatibility"), Parley's own versioned session API (GET /api/v1/session),
  * health, readiness and (only with METRICS_TOKEN) metrics. Error bodies are `{"detail": ...}`.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { branchRecords } from '../contracts/branches.js';
 import { ErrorCodes, userErrorText } from '../contracts/errors.js';
 import { withDeadline } from '../shared/deadline.js';
+import { bearerToken, noStore, sameSecret } from './http-util.js';
 import { readinessBody } from '../shared/metrics-server.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { SessionStore, Viewer } from '../store/session-store.js';
@@ -50,24 +50,6 @@ function field(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
-/** The token of `Authorization: Bearer <token>`, if the request carries one. */
-function bearerToken(request: FastifyRequest): string | undefined {
-  const match = /^Bearer +(\S+)$/i.exec(request.headers.authorization ?? '');
-  return match?.[1];
-}
-
-function sameSecret(given: string | undefined, secret: string): boolean {
-  if (given === undefined) return false;
-  const [a, b] = [Buffer.from(given), Buffer.from(secret)];
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** A token or a history must never sit in a browser or proxy cache (errors included). */
-const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-  reply.header('Cache-Control', 'no-store');
-  return payload;
-};
-
 function withSpeakerPrefix<T extends { msg: string; source: 'human' | 'bot' }>(message: T): T {
   return { ...message, msg: `${message.source === 'human' ? 'Human' : 'Bot'}: ${message.msg}` };
 }
@@ -107,7 +89,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   // "Human: …" / "Bot: …" texts: older clients tell a message's side by them (see docs/protocol.md,
   // "Compatibility"). They know nothing of branches, so they get the branch shown, one line as always.
   const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
-    const view = await readSession(request, field(request, 'token') ?? bearerToken(request) ?? '');
+    const view = await readSession(request, field(request, 'token') ?? bearerToken(request.headers) ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
     return { ...view, messages: branchRecords(view.messages, view.head).map(withSpeakerPrefix) };
   };
@@ -116,7 +98,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
 
   // Parley's own API: clean message text; the token preferably in `Authorization: Bearer`.
   app.get('/api/v1/session', { onSend: noStore }, async (request, reply) => {
-    const view = await readSession(request, bearerToken(request) ?? field(request, 'token') ?? '');
+    const view = await readSession(request, bearerToken(request.headers) ?? field(request, 'token') ?? '');
     if (view === null) return reply.code(400).send(SESSION_EXPIRED);
     return view;
   });
@@ -134,7 +116,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDependencies): v
   const { metricsToken } = deps;
   if (metricsToken === undefined) return; // metrics live on the private METRICS_PORT listener
   app.get('/metrics', { onSend: noStore }, async (request, reply) => {
-    if (!sameSecret(bearerToken(request), metricsToken)) {
+    if (!sameSecret(bearerToken(request.headers), metricsToken)) {
       return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ detail: 'Not authenticated' });
     }
     reply.type(deps.metrics.registry.contentType);

@@ -3,24 +3,19 @@
  * conversation, every branch) and `DELETE /api/v1/me` (the account and everything of it). Both need
  * the person (requirePerson: CSRF for the cookie on DELETE).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AuthConfig } from '../config/config.js';
 import { AuthError, ErrorCodes } from '../contracts/errors.js';
 import type { PersonData } from '../store/person-data.js';
 import { signedIn, type Identity } from './auth/identity.js';
 import { clearAuthCookie } from './auth/routes.js';
+import { noStore } from './http-util.js';
 
 export interface PersonRouteDependencies {
   readonly personData: PersonData;
   readonly identity: Identity;
   readonly auth: AuthConfig;
 }
-
-/** An export names a person and holds their words: never in a cache. */
-const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-  reply.header('Cache-Control', 'no-store');
-  return payload;
-};
 
 export function registerPersonRoutes(app: FastifyInstance, deps: PersonRouteDependencies): void {
   const options = { onSend: noStore, preHandler: deps.identity.requirePerson };

@@ -4,11 +4,9 @@
  * clients) instead of leaving everyone waiting in silence.
  */
 import type { ServiceState } from '../contracts/protocol.js';
-import { withDeadline } from '../shared/deadline.js';
+import { PING_DEADLINE_MS, withDeadline } from '../shared/deadline.js';
 import type { Logger } from '../shared/logger.js';
 
-/** A health answer must come within about a second. */
-export const HEALTH_DEADLINE_MS = 1000;
 const PROBE_INTERVAL_MS = 1000;
 
 export class RedisHealth {
@@ -44,7 +42,7 @@ export class RedisHealth {
   /** True when Redis answered a PING within the deadline; updates the state either way. */
   async check(): Promise<boolean> {
     try {
-      await withDeadline(this.ping(), HEALTH_DEADLINE_MS);
+      await withDeadline(this.ping(), PING_DEADLINE_MS);
       this.set('ok');
       return true;
     } catch {
@@ -56,7 +54,7 @@ export class RedisHealth {
   private set(state: ServiceState): void {
     if (state === this.current) return;
     this.current = state;
-    if (state === 'degraded') this.logger.warn(`Redis did not answer within ${HEALTH_DEADLINE_MS} ms; the service is degraded`);
+    if (state === 'degraded') this.logger.warn(`Redis did not answer within ${PING_DEADLINE_MS} ms; the service is degraded`);
     else this.logger.info('Redis answers again; the service is back');
     this.onChange(state);
   }

@@ -5,6 +5,9 @@
  */
 import { ErrorCodes, ParleyError } from '../contracts/errors.js';
 
+/** How long a health or readiness probe waits for Redis's PING before it says "not answering". */
+export const PING_DEADLINE_MS = 1000;
+
 /** Redis did not answer within the deadline: the service is degraded, try again shortly. */
 export class ServiceUnavailableError extends ParleyError {
   constructor(readonly retryAfterSeconds = 2) {

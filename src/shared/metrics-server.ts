@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { PING_DEADLINE_MS, withDeadline } from './deadline.js';
 import { safeError, type Logger } from './logger.js';
 
 export interface MetricsServerOptions {
@@ -22,32 +23,16 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** How long a readiness probe waits for Redis before it says "not ready". */
-export const READINESS_DEADLINE_MS = 1000;
-
-/** `check` settled within `ms`, or a rejection naming what did not answer. */
-export async function withDeadline<T>(check: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([check, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Readiness problems of Redis: a fixed text, never the driver's message (it names the Redis host
  * and port, and the gateway answers /readyz on its public port too).
  */
 export async function redisProblems(ping: () => Promise<unknown>): Promise<string[]> {
   try {
-    await withDeadline(ping(), READINESS_DEADLINE_MS, 'Redis');
+    await withDeadline(ping(), PING_DEADLINE_MS);
     return [];
   } catch {
-    return [`Redis does not answer within ${READINESS_DEADLINE_MS} ms`];
+    return [`Redis does not answer within ${PING_DEADLINE_MS} ms`];
   }
 }
 

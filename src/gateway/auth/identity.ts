@@ -9,13 +9,13 @@
  * can neither read nor set. (Why not @fastify/csrf-protection: docs/security.md "CSRF".) A bearer
  * token is never sent by a browser on its own, so it needs none.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, userErrorText } from '../../contracts/errors.js';
 import { withDeadline } from '../../shared/deadline.js';
 import type { AccountStore } from '../../store/account-store.js';
+import { bearerToken, sameSecret } from '../http-util.js';
 
 export interface Person {
   readonly id: string;
@@ -50,19 +50,13 @@ const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const NOT_SIGNED_IN = { detail: userErrorText(ErrorCodes.notSignedIn), code: ErrorCodes.notSignedIn } as const;
 export const CSRF_REFUSED = { detail: userErrorText(ErrorCodes.csrf), code: ErrorCodes.csrf } as const;
 
-function sameText(given: string, expected: string): boolean {
-  const [a, b] = [Buffer.from(given), Buffer.from(expected)];
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
 /** The account token of `Authorization: Bearer parley_<secret>`, if the request carries one. */
 function accountToken(headers: IncomingHttpHeaders): string | undefined {
-  const match = /^Bearer +parley_(\S+)$/i.exec(single(headers.authorization) ?? '');
-  return match?.[1];
+  return /^parley_(\S+)$/i.exec(bearerToken(headers) ?? '')?.[1];
 }
 
 type CookieParser = (header: string) => Record<string, string | undefined>;
@@ -121,7 +115,7 @@ export class Identity {
     }
     if (resolved.via === 'cookie' && UNSAFE_METHODS.has(request.method)) {
       const given = single(request.headers[CSRF_HEADER]);
-      if (given === undefined || !sameText(given, resolved.csrf)) {
+      if (!sameSecret(given, resolved.csrf)) {
         await reply.code(403).send(CSRF_REFUSED);
         return;
       }

@@ -17,7 +17,7 @@ import { safeError, type Logger } from '../../shared/logger.js';
 import { withDeadline } from '../../shared/deadline.js';
 import type { AccountStore } from '../../store/account-store.js';
 import type { GatewayLimits } from '../limits.js';
-import { setAuthCookie, within } from './routes.js';
+import { cookieOptions, setAuthCookie, within } from './routes.js';
 
 export interface OidcDependencies {
   readonly accounts: AccountStore;
@@ -74,7 +74,7 @@ export class OidcSignIn {
   }
 
   private flowCookieOptions(request: FastifyRequest) {
-    return { httpOnly: true, sameSite: 'lax' as const, path: FLOW_PATH, secure: this.deps.auth.cookieSecure || request.protocol === 'https' };
+    return cookieOptions(request, this.deps.auth, FLOW_PATH);
   }
 
   register(app: FastifyInstance): void {

@@ -11,6 +11,7 @@ import { withDeadline } from '../../shared/deadline.js';
 import type { AccountStore, NewAuth } from '../../store/account-store.js';
 import { isAcceptablePassword } from '../../store/passwords.js';
 import type { GatewayLimits, Limit } from '../limits.js';
+import { noStore } from '../http-util.js';
 import { AUTH_COOKIE, BEARER_PREFIX, signedIn, type Identity, type Person } from './identity.js';
 
 export interface AuthRouteDependencies {
@@ -43,27 +44,23 @@ export async function within(limit: Limit, key: string, deadlineMs: number, what
   if (waitMs !== null) throw new AuthError(ErrorCodes.rateLimited, 429, `${what}: try again in ${Math.ceil(waitMs / 1000)} s`, waitMs);
 }
 
-/** Nothing of the people API may sit in a cache: it names a person, a CSRF token or a token. */
-const noStore = async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-  reply.header('Cache-Control', 'no-store');
-  return payload;
-};
-
 export const toPerson = (account: Person): Person => ({ id: account.id, username: account.username, displayName: account.displayName });
 
-/** Sets the auth cookie: HttpOnly, SameSite=Lax, Path=/, Secure over https (or with AUTH_COOKIE_SECURE). */
+/** Every cookie Parley sets: HttpOnly, SameSite=Lax, Secure over https (or with AUTH_COOKIE_SECURE). */
+export function cookieOptions(request: FastifyRequest, config: AuthConfig, path = '/') {
+  return { httpOnly: true, sameSite: 'lax' as const, path, secure: config.cookieSecure || request.protocol === 'https' };
+}
+
+/** Sets the auth cookie (Path=/), until the auth session expires. */
 export function setAuthCookie(request: FastifyRequest, reply: FastifyReply, auth: NewAuth, config: AuthConfig): void {
   reply.setCookie(AUTH_COOKIE, auth.secret, {
-    httpOnly: true,
-    sameSite: 'lax',
-    path: '/',
-    secure: config.cookieSecure || request.protocol === 'https',
+    ...cookieOptions(request, config),
     ...(auth.expiresAt === undefined ? {} : { expires: new Date(auth.expiresAt) }),
   });
 }
 
 export function clearAuthCookie(request: FastifyRequest, reply: FastifyReply, config: AuthConfig): void {
-  reply.clearCookie(AUTH_COOKIE, { httpOnly: true, sameSite: 'lax', path: '/', secure: config.cookieSecure || request.protocol === 'https' });
+  reply.clearCookie(AUTH_COOKIE, cookieOptions(request, config));
 }
 
 export function registerAuthRoutes(app: FastifyInstance, deps: AuthRouteDependencies): void {
