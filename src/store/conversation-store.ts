@@ -43,6 +43,16 @@ export interface Cursor {
 
 export type ConversationView = SessionView & { title: string };
 
+/** A conversation as its JSON export has it: every stored record of every branch, and the head. */
+export interface ConversationData {
+  readonly id: string;
+  readonly title: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly head: number;
+  readonly messages: SessionView['messages'];
+}
+
 export interface ConversationExport {
   readonly filename: string;
   readonly contentType: string;
@@ -210,6 +220,21 @@ export class ConversationStore {
    * with `parent`, and `head`), so nothing is lost. Null when not the person's.
    */
   async export(accountId: string, id: string, format: 'markdown' | 'json'): Promise<ConversationExport | null> {
+    const everything = await this.everything(accountId, id);
+    if (everything === null) return null;
+    if (format === 'json') {
+      return { filename: `conversation-${id}.json`, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(everything.data, null, 2)}\n` };
+    }
+    const { view, data } = everything;
+    return { filename: `conversation-${id}.md`, contentType: 'text/markdown; charset=utf-8', body: markdown(view, branchRecords(data.messages, view.head), data.updatedAt) };
+  }
+
+  /** What the JSON export holds (every branch), as data; null when not the person's. */
+  async exportData(accountId: string, id: string): Promise<ConversationData | null> {
+    return (await this.everything(accountId, id))?.data ?? null;
+  }
+
+  private async everything(accountId: string, id: string): Promise<{ view: ConversationView; data: ConversationData } | null> {
     const view = await this.get(accountId, id);
     if (view === null) return null;
     const [records, score] = await Promise.all([
@@ -222,11 +247,7 @@ export class ConversationStore {
       return error === undefined ? record : { ...record, error };
     });
     const updatedAt = new Date(score ?? Date.parse(view.session_start)).toISOString();
-    if (format === 'json') {
-      const body = { id, title: view.title, createdAt: view.session_start, updatedAt, head: view.head, messages };
-      return { filename: `conversation-${id}.json`, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(body, null, 2)}\n` };
-    }
-    return { filename: `conversation-${id}.md`, contentType: 'text/markdown; charset=utf-8', body: markdown(view, branchRecords(messages, view.head), updatedAt) };
+    return { view, data: { id, title: view.title, createdAt: view.session_start, updatedAt, head: view.head, messages } };
   }
 
   private async owns(accountId: string, id: string): Promise<boolean> {

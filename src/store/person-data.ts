@@ -4,7 +4,7 @@
  */
 import { conversationIndexKeys } from '../contracts/keys.js';
 import type { AccountStore } from './account-store.js';
-import type { ConversationStore } from './conversation-store.js';
+import type { ConversationData, ConversationStore } from './conversation-store.js';
 
 export interface PersonExport {
   readonly exportedAt: string;
@@ -16,7 +16,7 @@ export interface PersonExport {
     readonly signIn: { readonly password: boolean; readonly oidcIssuer: string | null };
   };
   /** Every conversation as its own JSON export has it (every branch, with parent and head). */
-  readonly conversations: unknown[];
+  readonly conversations: ConversationData[];
 }
 
 /** The commands a person's data takes: the conversation index, read and removed. */
@@ -37,11 +37,11 @@ export class PersonData {
   async export(accountId: string): Promise<PersonExport | null> {
     const account = await this.accounts.get(accountId);
     if (account === null) return null;
-    const conversations: unknown[] = [];
+    const conversations: ConversationData[] = [];
     // One at a time: an export of a thousand conversations must not crowd out everyone else's work.
     for (const id of await this.conversationIds(accountId)) {
-      const exported = await this.conversations.export(accountId, id, 'json');
-      if (exported !== null) conversations.push(JSON.parse(exported.body));
+      const exported = await this.conversations.exportData(accountId, id);
+      if (exported !== null) conversations.push(exported);
     }
     return {
       exportedAt: new Date().toISOString(),
