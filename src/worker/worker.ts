@@ -45,6 +45,8 @@ interface ActiveDrain {
 }
 
 class Worker {
+  /** The check of the queue in progress: drains finishing together share one instead of each sending their own. */
+  private unreadCheck: Promise<boolean> | undefined;
   private readonly active = new Map<string, ActiveDrain>();
   /** Drains that stopped taking entries and are acknowledging theirs. */
   private settling = 0;
@@ -116,6 +118,14 @@ class Worker {
       { consumer: this.consumerName, concurrency: this.config.workerConcurrency, partitions: this.partitions.length, model: this.provider.name },
       'worker ready',
     );
+  }
+
+  private unreadInQueue(): Promise<boolean> {
+    this.unreadCheck ??= this.queue
+      .hasUnread()
+      .catch(() => false)
+      .finally(() => (this.unreadCheck = undefined));
+    return this.unreadCheck;
   }
 
   async stop(): Promise<void> {
@@ -213,7 +223,7 @@ class Worker {
       // worker needs to ask (and spend the round trip).
       othersWaiting: () => {
         if (this.waiting.length > 0) return Promise.resolve(true);
-        return this.active.size < this.config.workerConcurrency ? Promise.resolve(false) : this.queue.hasUnread().catch(() => false);
+        return this.active.size < this.config.workerConcurrency ? Promise.resolve(false) : this.unreadInQueue();
       },
       onAnswered: (ms) => this.capacity.recordAnswer(ms),
     });

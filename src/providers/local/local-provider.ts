@@ -14,6 +14,7 @@ import { LlamaChatSession, type LlamaContextSequence } from 'node-llama-cpp';
 import type { ModelConfig } from '../../config/config.js';
 import { ErrorCodes, ModelError } from '../../contracts/errors.js';
 import type { GenerateRequest, ModelProvider, ProviderLogger } from '../provider.js';
+import { estimateTokens } from '../token-estimate.js';
 import { parseModelUri } from './model-files.js';
 import { answerRoom, contextShiftSize, toChatHistory, type Prompt } from './prompt.js';
 import { llamaLogSinks, loadModel, toModelError, type Loaded, type LocalProviderOptions } from './runtime.js';
@@ -93,8 +94,8 @@ export class LocalLlamaProvider implements ModelProvider {
   }
 
   countTokens(text: string): number {
-    // Before the model is loaded: the usual ~4 characters per token of English text.
-    if (this.loaded === undefined) return Math.ceil(text.length / 4);
+    // Before the model is loaded: the estimate remote models get.
+    if (this.loaded === undefined) return estimateTokens(text);
     // trimLeadingSpace: SentencePiece tokenizers would otherwise count a space that is not there.
     return this.loaded.model.tokenize(text, false, 'trimLeadingSpace').length;
   }
