@@ -5,21 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createClient } from 'redis';
 import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { runAdminCli } from '../support/admin-cli.js';
 import { Browser } from '../support/browser.js';
 import { createSession, TestSocket } from '../support/client.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { keysUnder, testRedisClient, type TestRedis } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
-let redis: ReturnType<typeof createClient>;
+let redis: TestRedis;
 const PASSWORD = 'correct horse battery';
 
 before(async () => {
   system = await startSystem({ workers: 1 });
-  redis = createClient({ url: TEST_REDIS_URL });
+  redis = testRedisClient();
   await redis.connect();
 });
 after(async () => {
@@ -85,8 +84,7 @@ describe('npm run admin', () => {
     const deleted = await admin('delete', 'to-delete');
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.equal((await browser.call('/api/v1/auth/me')).status, 401);
-    const left: string[] = [];
-    for await (const keys of redis.scanIterator({ MATCH: `${system.prefix}*`, COUNT: 1000 })) left.push(...keys.filter((key) => key.includes(id) || key.endsWith(':user:to-delete')));
+    const left = (await keysUnder(redis, `${system.prefix}*`)).filter((key) => key.includes(id) || key.endsWith(':user:to-delete'));
     assert.deepEqual(left, []);
     assert.equal(await redis.zScore(`${system.prefix}accounts`, id), null);
     assert.ok(!(await admin('list')).stdout.includes('to-delete'));

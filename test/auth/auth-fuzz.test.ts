@@ -6,12 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createClient } from 'redis';
 import { runAdminCli } from '../support/admin-cli.js';
 import { Browser } from '../support/browser.js';
 import { Picker, seededRandom } from '../support/fuzz.js';
 import { rawRequest } from '../support/raw-http.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { keysUnder, testRedisClient } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 13);
@@ -77,7 +76,7 @@ function hostileHeaders(pick: Picker, real: Browser): Record<string, string> {
 
 test(`people API fuzz: seed ${SEED}, ${ROUNDS} rounds — no 5xx, coded refusals, no hostile keys, and a person keeps being served`, async () => {
   const pick = new Picker(seededRandom(SEED));
-  const admin = createClient({ url: TEST_REDIS_URL });
+  const admin = testRedisClient();
   await admin.connect();
   const person = new Browser(system.baseUrl);
   const invite = (await runAdminCli(system.env, ['invite'])).stdout.trim();
@@ -110,8 +109,7 @@ test(`people API fuzz: seed ${SEED}, ${ROUNDS} rounds — no 5xx, coded refusals
       assert.equal((await person.post('/api/v1/auth/tokens', { label: `round ${round}` }, { csrf: true })).status, 201);
     }
   }
-  const keys: string[] = [];
-  for await (const batch of admin.scanIterator({ MATCH: `${system.prefix}*`, COUNT: 1000 })) keys.push(...batch);
+  const keys = await keysUnder(admin, `${system.prefix}*`);
   admin.destroy();
   console.log(`AUTH FUZZ ${JSON.stringify({ seed: SEED, rounds: ROUNDS, requests: ROUNDS * (ENDPOINTS.length + 1), statuses })}`);
   assert.deepEqual(violations, []);

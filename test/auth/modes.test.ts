@@ -8,13 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { runAdminCli } from '../support/admin-cli.js';
-import { Browser, cookieAttributes } from '../support/browser.js';
+import { Browser, cookieAttributes, uniqueUsername } from '../support/browser.js';
 import { createSession, TestSocket } from '../support/client.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
-let counter = 0;
-const uniqueName = (base: string) => `${base}${(counter += 1)}`;
 const PASSWORD = 'correct horse battery';
 
 before(async () => {
@@ -48,7 +46,7 @@ let addressCounter = 0;
 const freshAddress = () => `10.9.${Math.floor((addressCounter += 1) / 250)}.${addressCounter % 250}`;
 
 async function signedUp(baseUrl = system.baseUrl): Promise<{ browser: Browser; username: string }> {
-  const username = uniqueName('person');
+  const username = uniqueUsername('person');
   const client = from(baseUrl, freshAddress());
   const reply = await client.signUp(username);
   assert.equal(reply.status, 201, reply.text);
@@ -60,31 +58,31 @@ describe('sign-up modes', () => {
     const url = await system.addGateway({ SIGNUP: 'invite' });
     const client = from(url, freshAddress());
     assert.equal((await client.browser.call('/api/v1/auth/config')).body?.signup, 'invite');
-    const none = await client.signUp(uniqueName('invited'));
+    const none = await client.signUp(uniqueUsername('invited'));
     assert.equal(none.status, 403);
     assert.equal(none.body?.code, 'invalid_invite');
     const made = await runAdminCli(system.env, ['invite']);
     assert.equal(made.code, 0, made.stderr);
     const code = made.stdout.trim();
     assert.match(code, /^[A-Za-z0-9_-]{22}$/);
-    const wrong = await from(url, freshAddress()).signUp(uniqueName('invited'), { invite: `${code.slice(0, -1)}${code.endsWith('A') ? 'B' : 'A'}` });
+    const wrong = await from(url, freshAddress()).signUp(uniqueUsername('invited'), { invite: `${code.slice(0, -1)}${code.endsWith('A') ? 'B' : 'A'}` });
     assert.equal(wrong.body?.code, 'invalid_invite');
-    const username = uniqueName('invited');
+    const username = uniqueUsername('invited');
     const first = await from(url, freshAddress()).signUp(username, { invite: code });
     assert.equal(first.status, 201, first.text);
-    const again = await from(url, freshAddress()).signUp(uniqueName('invited'), { invite: code });
+    const again = await from(url, freshAddress()).signUp(uniqueUsername('invited'), { invite: code });
     assert.equal(again.body?.code, 'invalid_invite', 'a code is used once');
     // A taken name does not use up a code.
     const second = (await runAdminCli(system.env, ['invite'])).stdout.trim();
     const taken = await from(url, freshAddress()).signUp(username, { invite: second });
     assert.equal(taken.body?.code, 'username_taken');
-    assert.equal((await from(url, freshAddress()).signUp(uniqueName('invited'), { invite: second })).status, 201);
+    assert.equal((await from(url, freshAddress()).signUp(uniqueUsername('invited'), { invite: second })).status, 201);
   });
 
   test('SIGNUP=closed refuses sign-up, while existing accounts still sign in', async () => {
     const { username } = await signedUp();
     const url = await system.addGateway({ SIGNUP: 'closed' });
-    const refused = await from(url, freshAddress()).signUp(uniqueName('late'));
+    const refused = await from(url, freshAddress()).signUp(uniqueUsername('late'));
     assert.equal(refused.status, 403);
     assert.equal(refused.body?.code, 'signup_closed');
     assert.equal((await from(url, freshAddress()).signIn(username)).status, 200);
@@ -95,7 +93,7 @@ describe('sign-up modes', () => {
     const url = await system.addGateway({ LOCAL_ACCOUNTS: 'off' });
     const client = from(url, freshAddress());
     assert.equal((await client.browser.call('/api/v1/auth/config')).body?.local, false);
-    assert.equal((await client.signUp(uniqueName('x'))).body?.code, 'local_accounts_off');
+    assert.equal((await client.signUp(uniqueUsername('x'))).body?.code, 'local_accounts_off');
     assert.equal((await client.signIn(username)).body?.code, 'local_accounts_off');
   });
 });
@@ -128,14 +126,14 @@ describe('ANONYMOUS_CHAT=off', () => {
 describe('cookies behind https', () => {
   test('Secure when the trusted proxy says https, and always with AUTH_COOKIE_SECURE=true', async () => {
     const viaProxy = from(system.baseUrl, freshAddress(), { 'x-forwarded-proto': 'https' });
-    const reply = await viaProxy.signUp(uniqueName('tls'));
+    const reply = await viaProxy.signUp(uniqueUsername('tls'));
     assert.ok(cookieAttributes(reply.headers, 'parley_auth')?.includes('secure'));
     const forced = await system.addGateway({ AUTH_COOKIE_SECURE: 'true' });
-    const plain = await from(forced, freshAddress()).signUp(uniqueName('forced'));
+    const plain = await from(forced, freshAddress()).signUp(uniqueUsername('forced'));
     assert.ok(cookieAttributes(plain.headers, 'parley_auth')?.includes('secure'));
     // Without TRUST_PROXY the header is the client's word, not the proxy's: not Secure.
     const untrusted = await system.addGateway({ TRUST_PROXY: 'false' });
-    const spoofed = await new Browser(untrusted).post('/api/v1/auth/signup', { username: uniqueName('spoof'), password: PASSWORD }, { headers: { 'x-forwarded-proto': 'https' } });
+    const spoofed = await new Browser(untrusted).post('/api/v1/auth/signup', { username: uniqueUsername('spoof'), password: PASSWORD }, { headers: { 'x-forwarded-proto': 'https' } });
     assert.equal(spoofed.status, 201);
     assert.ok(!cookieAttributes(spoofed.headers, 'parley_auth')?.includes('secure'));
   });
@@ -144,13 +142,13 @@ describe('cookies behind https', () => {
 describe('rate limits', () => {
   test('sign-ups per address (RATE_SIGNUPS_PER_MINUTE=3): the fourth gets 429 with Retry-After; another address is not affected', async () => {
     const address = freshAddress();
-    for (let index = 0; index < 3; index += 1) assert.equal((await from(system.baseUrl, address).signUp(uniqueName('burst'))).status, 201);
-    const refused = await from(system.baseUrl, address).signUp(uniqueName('burst'));
+    for (let index = 0; index < 3; index += 1) assert.equal((await from(system.baseUrl, address).signUp(uniqueUsername('burst'))).status, 201);
+    const refused = await from(system.baseUrl, address).signUp(uniqueUsername('burst'));
     assert.equal(refused.status, 429);
     assert.equal(refused.body?.code, 'rate_limited');
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
     assert.ok(Number(refused.body?.retryAfterMs) > 0);
-    assert.equal((await from(system.baseUrl, freshAddress()).signUp(uniqueName('burst'))).status, 201);
+    assert.equal((await from(system.baseUrl, freshAddress()).signUp(uniqueUsername('burst'))).status, 201);
   });
 
   test('sign-in per address+username (2): the right password is refused after two wrong ones; from another address it works', async () => {
@@ -175,8 +173,8 @@ describe('rate limits', () => {
 
   test('sign-in per address (5, all usernames): one address trying many names is stopped', async () => {
     const address = freshAddress();
-    for (let index = 0; index < 5; index += 1) assert.equal((await from(system.baseUrl, address).signIn(uniqueName('guess'), 'wrong password')).status, 401);
-    assert.equal((await from(system.baseUrl, address).signIn(uniqueName('guess'))).status, 429);
+    for (let index = 0; index < 5; index += 1) assert.equal((await from(system.baseUrl, address).signIn(uniqueUsername('guess'), 'wrong password')).status, 401);
+    assert.equal((await from(system.baseUrl, address).signIn(uniqueUsername('guess'))).status, 429);
   });
 
   test('messages per account (RATE_ACCOUNT_MESSAGES_PER_MINUTE=3) over two sessions and sockets; other accounts unaffected', async () => {

@@ -5,19 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createClient } from 'redis';
-import { Browser, cookieAttributes } from '../support/browser.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { Browser, cookieAttributes, uniqueUsername } from '../support/browser.js';
+import { keysUnder, testRedisClient, type TestRedis } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
-let redis: ReturnType<typeof createClient>;
-let counter = 0;
-const uniqueName = (base = 'user') => `${base}${(counter += 1)}`;
+let redis: TestRedis;
 
 before(async () => {
   system = await startSystem({ gateways: 2, workers: 0 });
-  redis = createClient({ url: TEST_REDIS_URL });
+  redis = testRedisClient();
   await redis.connect();
 });
 after(async () => {
@@ -27,14 +24,12 @@ after(async () => {
 
 async function allRedisText(): Promise<string> {
   const parts: string[] = [];
-  for await (const keys of redis.scanIterator({ MATCH: `${system.prefix}*`, COUNT: 1000 })) {
-    for (const key of keys) {
-      parts.push(key);
-      const type = await redis.type(key);
-      if (type === 'hash') parts.push(JSON.stringify(await redis.hGetAll(key)));
-      else if (type === 'string') parts.push((await redis.get(key)) ?? '');
-      else if (type === 'zset') parts.push(JSON.stringify(await redis.zRange(key, 0, -1)));
-    }
+  for (const key of await keysUnder(redis, `${system.prefix}*`)) {
+    parts.push(key);
+    const type = await redis.type(key);
+    if (type === 'hash') parts.push(JSON.stringify(await redis.hGetAll(key)));
+    else if (type === 'string') parts.push((await redis.get(key)) ?? '');
+    else if (type === 'zset') parts.push(JSON.stringify(await redis.zRange(key, 0, -1)));
   }
   return parts.join('\n');
 }
@@ -48,7 +43,7 @@ describe('local sign-up and sign-in', () => {
 
   test('sign-up answers 201 {person, csrf} with an HttpOnly, SameSite=Lax, Path=/ cookie (not Secure over plain http)', async () => {
     const browser = new Browser(system.baseUrl);
-    const username = uniqueName('Ada');
+    const username = uniqueUsername('Ada');
     const reply = await browser.signUp(username, 'correct horse battery', { displayName: 'Ada L. 😀' });
     const person = reply.body?.person as Record<string, unknown>;
     assert.match(String(person.id), /^a_[A-Za-z0-9_-]{22}$/);
@@ -67,11 +62,11 @@ describe('local sign-up and sign-in', () => {
   });
 
   test('sign-in with the right password starts a new session; a wrong password or an unknown name get the same 401', async () => {
-    const username = uniqueName('grace');
+    const username = uniqueUsername('grace');
     await new Browser(system.baseUrl).signUp(username, 'pässwörd-long-enough');
     const browser = new Browser(system.baseUrl);
     const wrong = await browser.post('/api/v1/auth/signin', { username, password: 'not the password' });
-    const unknown = await browser.post('/api/v1/auth/signin', { username: uniqueName('nobody'), password: 'not the password' });
+    const unknown = await browser.post('/api/v1/auth/signin', { username: uniqueUsername('nobody'), password: 'not the password' });
     assert.equal(wrong.status, 401);
     assert.deepEqual(wrong.body, unknown.body);
     assert.equal(wrong.body?.code, 'invalid_credentials');
@@ -84,7 +79,7 @@ describe('local sign-up and sign-in', () => {
   });
 
   test('a username is taken once, whatever its case; bad names, passwords and display names are refused with their codes', async () => {
-    const username = uniqueName('Linus');
+    const username = uniqueUsername('Linus');
     await new Browser(system.baseUrl).signUp(username);
     const browser = new Browser(system.baseUrl);
     const cases: Array<[Record<string, unknown>, number, string]> = [
@@ -92,10 +87,10 @@ describe('local sign-up and sign-in', () => {
       [{ username: 'ab', password: 'long enough' }, 400, 'invalid_username'],
       [{ username: 'has space', password: 'long enough' }, 400, 'invalid_username'],
       [{ username: 'x'.repeat(65), password: 'long enough' }, 400, 'invalid_username'],
-      [{ username: uniqueName('short'), password: 'seven77' }, 400, 'invalid_password'],
-      [{ username: uniqueName('long'), password: 'p'.repeat(257) }, 400, 'invalid_password'],
-      [{ username: uniqueName('ctrl'), password: 'long enough', displayName: 'a\u0000b' }, 400, 'invalid_display_name'],
-      [{ username: uniqueName('num'), password: 12345678 }, 400, 'invalid_request'],
+      [{ username: uniqueUsername('short'), password: 'seven77' }, 400, 'invalid_password'],
+      [{ username: uniqueUsername('long'), password: 'p'.repeat(257) }, 400, 'invalid_password'],
+      [{ username: uniqueUsername('ctrl'), password: 'long enough', displayName: 'a\u0000b' }, 400, 'invalid_display_name'],
+      [{ username: uniqueUsername('num'), password: 12345678 }, 400, 'invalid_request'],
     ];
     for (const [body, status, code] of cases) {
       const reply = await browser.post('/api/v1/auth/signup', body);
@@ -108,15 +103,15 @@ describe('local sign-up and sign-in', () => {
 
   test('a password of 8 emoji (8 code points) is accepted, and 256 characters is the most', async () => {
     const browser = new Browser(system.baseUrl);
-    await browser.signUp(uniqueName('emoji'), '😀😀😀😀😀😀😀😀');
-    await new Browser(system.baseUrl).signUp(uniqueName('max'), 'é'.repeat(256));
+    await browser.signUp(uniqueUsername('emoji'), '😀😀😀😀😀😀😀😀');
+    await new Browser(system.baseUrl).signUp(uniqueUsername('max'), 'é'.repeat(256));
   });
 });
 
 describe('CSRF', () => {
   test('an unsafe request with the cookie is refused without the token or with a wrong one, and accepted with the right one', async () => {
     const browser = new Browser(system.baseUrl);
-    await browser.signUp(uniqueName('csrf'));
+    await browser.signUp(uniqueUsername('csrf'));
     const csrf = browser.csrf ?? '';
     const missing = await browser.post('/api/v1/auth/tokens', {});
     assert.equal(missing.status, 403);
@@ -128,7 +123,7 @@ describe('CSRF', () => {
     assert.equal(short.status, 403);
     // Another person's token is no good either: it belongs to their session.
     const other = new Browser(system.baseUrl);
-    await other.signUp(uniqueName('other'));
+    await other.signUp(uniqueUsername('other'));
     assert.equal((await browser.post('/api/v1/auth/tokens', {}, { csrf: other.csrf ?? '' })).status, 403);
     assert.equal((await browser.call('/api/v1/auth/me')).status, 200, 'refused requests changed nothing');
     const right = await browser.post('/api/v1/auth/tokens', { label: 'cli' }, { csrf: true });
@@ -148,7 +143,7 @@ describe('CSRF', () => {
 describe('bearer tokens', () => {
   test('a token works without cookie or CSRF token, is told apart from conversation tokens, and is not a cookie', async () => {
     const browser = new Browser(system.baseUrl);
-    const signup = await browser.signUp(uniqueName('bot'));
+    const signup = await browser.signUp(uniqueUsername('bot'));
     const created = await browser.post('/api/v1/auth/tokens', { label: 'my script' }, { csrf: true });
     const token = String(created.body?.token);
     assert.match(token, /^parley_a_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
@@ -170,7 +165,7 @@ describe('bearer tokens', () => {
 
 describe('sign-out', () => {
   test('sign-out ends this session only and clears the cookie', async () => {
-    const username = uniqueName('out');
+    const username = uniqueUsername('out');
     const laptop = new Browser(system.baseUrl);
     await laptop.signUp(username);
     const phone = new Browser(system.baseUrl);
@@ -184,14 +179,14 @@ describe('sign-out', () => {
   });
 
   test('sign-out everywhere ends every cookie session and every token of the account, on every gateway', async () => {
-    const username = uniqueName('everywhere');
+    const username = uniqueUsername('everywhere');
     const laptop = new Browser(system.gatewayUrls[0] ?? '');
     await laptop.signUp(username);
     const phone = new Browser(system.gatewayUrls[1] ?? '');
     await phone.post('/api/v1/auth/signin', { username, password: 'correct horse battery' });
     const token = String((await laptop.post('/api/v1/auth/tokens', {}, { csrf: true })).body?.token);
     const bystander = new Browser(system.baseUrl);
-    await bystander.signUp(uniqueName('bystander'));
+    await bystander.signUp(uniqueUsername('bystander'));
     assert.equal((await phone.post('/api/v1/auth/signout-all', undefined, { csrf: true })).status, 204);
     assert.equal((await laptop.call('/api/v1/auth/me')).status, 401);
     assert.equal((await phone.call('/api/v1/auth/me')).status, 401);
@@ -205,7 +200,7 @@ describe('sign-out', () => {
 describe('two gateways', () => {
   test('signed in on one gateway, recognised on the other (cookie and token)', async () => {
     const browser = new Browser(system.gatewayUrls[0] ?? '');
-    const signup = await browser.signUp(uniqueName('twin'));
+    const signup = await browser.signUp(uniqueUsername('twin'));
     browser.baseUrl = system.gatewayUrls[1] ?? '';
     const me = await browser.call('/api/v1/auth/me');
     assert.equal(me.status, 200);
@@ -220,7 +215,7 @@ describe('two gateways', () => {
 describe('what Redis holds', () => {
   test('no cookie secret, token or password is stored; passwords are scrypt records with their parameters', async () => {
     const browser = new Browser(system.baseUrl);
-    const username = uniqueName('stored');
+    const username = uniqueUsername('stored');
     const password = 'a very memorable secret';
     await browser.signUp(username, password);
     const token = String((await browser.post('/api/v1/auth/tokens', {}, { csrf: true })).body?.token);

@@ -6,20 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createClient } from 'redis';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { Browser } from '../support/browser.js';
+import { Browser, uniqueUsername } from '../support/browser.js';
 import { createSession, TestSocket } from '../support/client.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { keysUnder, testRedisClient, type TestRedis } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
-let redis: ReturnType<typeof createClient>;
-let counter = 0;
+let redis: TestRedis;
 
 before(async () => {
   system = await startSystem({ gateways: 2 });
-  redis = createClient({ url: TEST_REDIS_URL });
+  redis = testRedisClient();
   await redis.connect();
 });
 after(async () => {
@@ -36,7 +34,7 @@ interface Summary {
 
 async function person(baseUrl = system.baseUrl): Promise<Browser> {
   const browser = new Browser(baseUrl);
-  await browser.signUp(`person${(counter += 1)}x${Date.now()}`);
+  await browser.signUp(uniqueUsername('person'));
   return browser;
 }
 
@@ -122,9 +120,7 @@ describe('conversations of a person', () => {
 
     const deleted = await ada.call(`/api/v1/conversations/${id}`, { method: 'DELETE', csrf: true });
     assert.equal(deleted.status, 204);
-    const left: string[] = [];
-    for await (const keys of redis.scanIterator({ MATCH: `${system.prefix}{${id}}:*` })) left.push(...keys);
-    assert.deepEqual(left, [], 'no key of the session is left');
+    assert.deepEqual(await keysUnder(redis, `${system.prefix}{${id}}:*`), [], 'no key of the session is left');
     assert.equal((await list(ada)).conversations.some((each) => each.id === id), false);
     assert.equal((await ada.call(`/api/v1/conversations/${id}`)).status, 404);
     assert.equal((await ada.call(`/api/v1/conversations/${id}`, { method: 'DELETE', csrf: true })).status, 404);

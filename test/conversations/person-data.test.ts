@@ -5,21 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createClient } from 'redis';
 import { CLOSE_UNAUTHENTICATED } from '../../src/contracts/wire.js';
 import { runAdminCli } from '../support/admin-cli.js';
-import { Browser } from '../support/browser.js';
+import { Browser, uniqueUsername } from '../support/browser.js';
 import { TestSocket } from '../support/client.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { keysUnder, testRedisClient, type TestRedis } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 let system: TestSystem;
-let redis: ReturnType<typeof createClient>;
-let counter = 0;
+let redis: TestRedis;
 
 before(async () => {
   system = await startSystem({ workers: 1 });
-  redis = createClient({ url: TEST_REDIS_URL });
+  redis = testRedisClient();
   await redis.connect();
 });
 after(async () => {
@@ -35,7 +33,7 @@ interface Signed {
 
 async function signUp(): Promise<Signed> {
   const browser = new Browser(system.baseUrl);
-  const username = `owner${(counter += 1)}x${Date.now()}`;
+  const username = uniqueUsername('owner');
   const reply = await browser.signUp(username);
   return { browser, username, id: String((reply.body?.person as Record<string, unknown>).id) };
 }
@@ -56,11 +54,7 @@ async function conversationWithBranches(person: Signed, text: string): Promise<s
 
 /** Every key under the test prefix that names the account or one of the conversations. */
 async function keysOf(needles: readonly string[]): Promise<string[]> {
-  const found: string[] = [];
-  for await (const keys of redis.scanIterator({ MATCH: `${system.prefix}*`, COUNT: 1000 })) {
-    found.push(...keys.filter((key) => needles.some((needle) => key.includes(needle))));
-  }
-  return found;
+  return (await keysUnder(redis, `${system.prefix}*`)).filter((key) => needles.some((needle) => key.includes(needle)));
 }
 
 describe('a person owns their data', () => {

@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createClient } from 'redis';
 import { WebSocket } from 'ws';
 import { sessionKeys } from '../../src/contracts/keys.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { testRedisClient } from '../support/redis.js';
 import { createSession, TestSocket, type Frame } from '../support/client.js';
 import { startSystem, type TestSystem } from '../support/system.js';
+import { waitUntil } from '../support/wait.js';
 
 let system: TestSystem;
 before(async () => {
@@ -46,21 +46,12 @@ async function sessionFor(address: string): Promise<string> {
 }
 
 async function socketCount(token: string): Promise<number> {
-  const redis = createClient({ url: TEST_REDIS_URL });
+  const redis = testRedisClient();
   await redis.connect();
   try {
     return await redis.zCard(sessionKeys(system.prefix, token).sockets);
   } finally {
     redis.destroy();
-  }
-}
-
-/** Polls a condition (not a race: it waits for a state, with a deadline). */
-async function until(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -135,7 +126,7 @@ test('a session takes at most MAX_SOCKETS_PER_SESSION sockets across gateways; t
   // Once one closes, its place is free again (the gateway gives it back as the socket closes).
   first.close();
   await first.waitForClose();
-  await until(async () => (await socketCount(token)) === 1);
+  await waitUntil(async () => (await socketCount(token)) === 1, 5000, 'the closed socket to leave the count');
   const again = await open(1, '203.0.113.10');
   assert.ok(again.frames.some((frame) => frame.type === 'ready'));
   second.close();

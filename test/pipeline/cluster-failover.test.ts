@@ -17,6 +17,7 @@ import { echoAnswer, wordChunks } from '../support/fake-openai-server.js';
 import { createSession, refreshSession, TestSocket, type Frame } from '../support/client.js';
 import { startRedisCluster, type TestRedisCluster } from '../support/redis-cluster.js';
 import { startSystem, type TestSystem } from '../support/system.js';
+import { waitUntil } from '../support/wait.js';
 
 const SESSIONS = 15;
 const NODE_TIMEOUT_MS = 1000;
@@ -220,11 +221,3 @@ test('a primary is killed: its replica takes over and every conversation answers
   assert.equal(duplicates, 0);
   assert.ok(recoveredMs <= RECOVERY_BOUND_MS, `recovered in ${recoveredMs} ms, bound ${RECOVERY_BOUND_MS} ms`);
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(25);
-  }
-}

@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
 import { globalKeys } from '../../src/contracts/keys.js';
 import { echoAnswer, wordChunks } from '../support/fake-openai-server.js';
 import { createSession, refreshSession, TestSocket } from '../support/client.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { testRedisClient } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -61,7 +60,7 @@ test('a turn nobody owns (its wake-up lost) is found by the sweep and answered w
     socket.send({ type: 'message', text: 'orphan' });
     await socket.waitFor((frame) => frame.type === 'accepted');
     // The wake-up is lost (as after a failover that dropped the last writes): only the message remains.
-    const redis = createClient({ url: TEST_REDIS_URL });
+    const redis = testRedisClient();
     await redis.connect();
     await redis.xTrim(globalKeys(orphans.prefix).queue, 'MAXLEN', 0);
     redis.destroy();
@@ -78,7 +77,7 @@ test('a turn nobody owns (its wake-up lost) is found by the sweep and answered w
 test('a worker that lives only moments still trims the acknowledged queue (crash loops do not grow it)', async () => {
   const short = await startSystem({ workers: 0 });
   try {
-    const redis = createClient({ url: TEST_REDIS_URL });
+    const redis = testRedisClient();
     await redis.connect();
     const { queue, group } = globalKeys(short.prefix);
     await redis.xGroupCreate(queue, group, '0', { MKSTREAM: true });

@@ -6,12 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { createClient } from 'redis';
 import { compareEventIds } from '../../src/contracts/event-ids.js';
 import { partitionOf, queuePartitions } from '../../src/contracts/keys.js';
 import { echoAnswer, wordChunks } from '../support/fake-openai-server.js';
 import { createSession, TestSocket } from '../support/client.js';
-import { TEST_REDIS_URL } from '../support/redis.js';
+import { testRedisClient } from '../support/redis.js';
 import { startSystem, type TestSystem } from '../support/system.js';
 
 const SESSIONS = 9;
@@ -61,7 +60,7 @@ test('sessions on every partition are answered, in order, never more at once tha
   // Each session's wake-ups went to its own partition: exactly the partitions of these sessions
   // have handed entries out.
   const used = new Set(clients.map(({ session }) => partitionOf(session.token, 3)));
-  const redis = createClient({ url: TEST_REDIS_URL });
+  const redis = testRedisClient();
   await redis.connect();
   const delivered = await Promise.all(
     queuePartitions(system.prefix, 3).map(async (partition) => String((await redis.xInfoGroups(partition.queue))[0]?.['last-delivered-id']) !== '0-0'),

@@ -85,6 +85,13 @@ export class Browser {
   }
 }
 
+let usernames = 0;
+
+/** A username nobody has taken yet: a counter for this process, the time for runs before it. */
+export function uniqueUsername(base: string): string {
+  return `${base}${(usernames += 1)}x${Date.now()}`;
+}
+
 /** The attributes of the Set-Cookie line that sets `name`, lowercased (e.g. "httponly", "samesite=lax"). */
 export function cookieAttributes(headers: Headers, name: string): string[] | undefined {
   const line = headers.getSetCookie().find((item) => item.startsWith(`${name}=`));

@@ -18,14 +18,20 @@ export function randomPrefix(): string {
   return `ptest:${randomBytes(5).toString('hex')}:`;
 }
 
+/** Every key that matches the pattern, e.g. `${prefix}*` for every key under a prefix. */
+export async function keysUnder(redis: TestRedis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const keys of redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) found.push(...keys);
+  return found;
+}
+
 /** Deletes every key that starts with the prefix. */
 export async function deleteKeys(prefix: string, url = TEST_REDIS_URL): Promise<void> {
-  const client = createClient({ url });
+  const client: TestRedis = createClient({ url });
   await client.connect();
   try {
-    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-      if (keys.length > 0) await client.unlink(keys);
-    }
+    const keys = await keysUnder(client, `${prefix}*`);
+    if (keys.length > 0) await client.unlink(keys);
   } finally {
     client.destroy();
   }

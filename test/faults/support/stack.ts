@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai-server.js';
 import { PER_ADDRESS_LIMITS_OFF } from '../../support/system.js';
+import { waitUntil } from '../../support/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -25,15 +26,6 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${what} within ${timeoutMs} ms`);
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -63,18 +55,16 @@ export async function startTestRedis(persistence: Persistence = 'none'): Promise
   const url = `redis://127.0.0.1:${port}`;
   const launch = async () => {
     const child = spawn('redis-server', args, { stdio: 'ignore' });
-    await waitUntil(
-      async () => {
-        const client = createClient({ url, socket: { reconnectStrategy: false } });
-        client.on('error', () => undefined);
-        await client.connect();
-        const pong = await client.ping();
-        client.destroy();
-        return pong === 'PONG';
-      },
-      10_000,
-      `redis-server on port ${port} did not answer`,
-    );
+    const answers = async () => {
+      const client = createClient({ url, socket: { reconnectStrategy: false } });
+      client.on('error', () => undefined);
+      await client.connect();
+      const pong = await client.ping();
+      client.destroy();
+      return pong === 'PONG';
+    };
+    // Refused connections are expected while it starts.
+    await waitUntil(() => answers().catch(() => false), 10_000, `redis-server on port ${port} to answer`);
     return child;
   };
   let child = await launch();
