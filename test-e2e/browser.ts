@@ -134,10 +134,23 @@ export async function signIn(page: Page, username: string, password = PASSWORD):
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
+/** Opens the menu behind the button `menuLabel` and chooses `item` (a button, or a link for downloads). */
+export async function menuAction(page: Page, menuLabel: string, item: string): Promise<void> {
+  await page.getByRole('button', { name: menuLabel }).click();
+  await page.getByRole('button', { name: item, exact: true }).or(page.getByRole('link', { name: item, exact: true })).click();
+}
+
 /** Opens the account menu and chooses `item`. */
 export async function accountAction(page: Page, username: string, item: string): Promise<void> {
-  await page.getByRole('button', { name: `Account: ${username}` }).click();
-  await page.getByRole('button', { name: item, exact: true }).or(page.getByRole('link', { name: item, exact: true })).click();
+  await menuAction(page, `Account: ${username}`, item);
+}
+
+/** Writes the first message of a new conversation and waits for its answer. */
+export async function startConversation(page: Page, text: string): Promise<void> {
+  await page.getByRole('button', { name: 'New conversation' }).click();
+  await send(page, text);
+  await waitOnline(page);
+  await waitStatus(page, 0, 'done');
 }
 
 let names = 0;

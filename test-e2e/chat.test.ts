@@ -227,7 +227,8 @@ describe('web chat', () => {
     assert.equal(await page.locator('.messages').evaluate((element) => element.scrollTop), 0, 'stays where the user scrolled');
     await page.getByRole('button', { name: 'Latest' }).click();
     await waitStatus(page, 0, 'done');
-    // Scrolling is smooth: wait for it to arrive rather than for a fixed time.
+    // The jump is immediate, but it happens in the page's own time after the click: wait for the
+    // view to arrive at the bottom rather than for a fixed time.
     const atBottom = await page
       .waitForFunction(() => {
         const element = document.querySelector('.messages') as HTMLElement;

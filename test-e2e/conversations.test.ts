@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { echoAnswer, wordChunks, type FakeRespond } from '../test/support/fake-openai-server.js';
 import { startSystem, type TestSystem } from '../test/support/system.js';
-import { answerText, ensureWebBuild, launchChromium, openPage, send, signUp, turns, uniqueName, waitOnline, waitStatus } from './browser.js';
+import { answerText, ensureWebBuild, launchChromium, menuAction, openPage, send, signUp, startConversation, turns, uniqueName, waitOnline, waitStatus } from './browser.js';
 
 /** The echo model (it counts the questions it was shown), with the request number so every answer differs. */
 const numberedEcho: FakeRespond = ({ messages, index }) => ({ kind: 'stream', chunks: wordChunks(`${echoAnswer(messages)} (r${index})`), delayMs: 5 });
@@ -29,14 +29,6 @@ after(async () => {
   await system?.stop();
 });
 
-/** Writes the first message of a new conversation and waits for its answer. */
-async function startConversation(page: Page, text: string): Promise<void> {
-  await page.getByRole('button', { name: 'New conversation' }).click();
-  await send(page, text);
-  await waitOnline(page);
-  await waitStatus(page, 0, 'done');
-}
-
 async function waitTitles(page: Page, expected: readonly string[]): Promise<void> {
   await page.waitForFunction(
     (wanted) => JSON.stringify([...document.querySelectorAll('.conversation-title')].map((element) => (element as HTMLElement).innerText)) === wanted,
@@ -46,8 +38,7 @@ async function waitTitles(page: Page, expected: readonly string[]): Promise<void
 }
 
 async function itemAction(page: Page, title: string, action: string): Promise<void> {
-  await page.getByRole('button', { name: `Actions for ${title}` }).click();
-  await page.getByRole('button', { name: action, exact: true }).or(page.getByRole('link', { name: action, exact: true })).click();
+  await menuAction(page, `Actions for ${title}`, action);
 }
 
 /** "2/3" of turn `index`, or undefined when the turn has one version. */

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { wordChunks } from '../test/support/fake-openai-server.js';
 import { startSystem, type TestSystem } from '../test/support/system.js';
-import { ensureWebBuild, launchChromium, openPage, send, signUp, startChat, uniqueName, waitOnline, waitStatus } from './browser.js';
+import { ensureWebBuild, launchChromium, openPage, send, signUp, startChat, startConversation, uniqueName, waitOnline, waitStatus } from './browser.js';
 
 const OUT = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOTS === '1' ? '../docs/screenshots/' : '../test-results/screenshots/', import.meta.url));
 
@@ -83,12 +83,7 @@ async function preparePerson(): Promise<void> {
   const { page, context } = await openPage(browser, system.baseUrl);
   await signUp(page, uniqueName('Ada'));
   const open = () => page.evaluate(() => localStorage.getItem('parley.conversation') ?? '');
-  for (const question of ['Suggest a name for a ginger cat', 'Sourdough starter schedule', 'Plan a weekend in Lisbon']) {
-    await page.getByRole('button', { name: 'New conversation' }).click();
-    await send(page, question);
-    await waitOnline(page);
-    await waitStatus(page, 0, 'done');
-  }
+  for (const question of ['Suggest a name for a ginger cat', 'Sourdough starter schedule', 'Plan a weekend in Lisbon']) await startConversation(page, question);
   chatConversation = await open();
   // The branch view: a question edited into a second version, its answer regenerated once.
   await page.locator('.conversation-open', { hasText: 'Suggest a name for a ginger cat' }).click();

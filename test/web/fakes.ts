@@ -1,7 +1,7 @@
 /** Test doubles for the web protocol client: a manual clock, scripted sockets, a session API. */
 import type { RefreshResult, SessionApi } from '../../web/src/protocol/session-api.js';
 import { TransientError } from '../../web/src/protocol/session-api.js';
-import type { OpenSocket, OutgoingFrame as ClientFrame, SessionView, SocketConnection, SocketHandlers, Timers } from '../../web/src/protocol/types.js';
+import type { ClientFrame, OpenSocket, SessionView, SocketConnection, SocketHandlers, Timers } from '../../web/src/protocol/types.js';
 
 interface Pending {
   readonly at: number;

@@ -6,7 +6,7 @@
  */
 import { ErrorCodes, userErrorText, type ErrorCode } from '../../../src/contracts/errors.js';
 import { isRecord, readJson } from './json.js';
-import { toSessionView, TransientError, type FetchLike, type RefreshResult } from './session-api.js';
+import { NETWORK_DETAIL, toSessionView, TransientError, type FetchLike, type RefreshResult } from './session-api.js';
 
 export interface Person {
   readonly id: string;
@@ -28,6 +28,11 @@ export interface AuthConfig {
 
 /** A server without accounts (or unreachable for a moment) still offers the anonymous chat. */
 export const ANONYMOUS_ONLY: AuthConfig = { anonymous: true, signup: 'closed', local: false, oidc: null };
+
+/** The server offers accounts at all: some way to sign in is configured. */
+export function hasAccounts(config: AuthConfig): boolean {
+  return config.local || config.oidc !== null;
+}
 
 export interface Conversation {
   readonly id: string;
@@ -65,7 +70,6 @@ export type ExportFormat = 'markdown' | 'json';
 export const OIDC_START_URL = '/api/v1/auth/oidc/start';
 export const EXPORT_ALL_URL = '/api/v1/me/export';
 
-const NETWORK_DETAIL = 'Could not reach the server. Check your connection and try again.';
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface AccountApi {
@@ -150,8 +154,9 @@ export function createAccountApi(fetchFn: FetchLike, baseUrl = ''): AccountApi {
     return adoptSignIn(raw);
   }
 
-  async function signOutWith(path: string): Promise<ApiResult<null>> {
-    const result = noBody(await call('POST', path));
+  /** Ends the session (sign-out, sign-out everywhere, account deletion): the CSRF token goes with it. */
+  async function signOutWith(method: string, path: string): Promise<ApiResult<null>> {
+    const result = noBody(await call(method, path));
     if (result.ok) csrf = undefined;
     return result;
   }
@@ -173,13 +178,9 @@ export function createAccountApi(fetchFn: FetchLike, baseUrl = ''): AccountApi {
     async signIn(username, password) {
       return adoptSignIn(await send('POST', '/api/v1/auth/signin', { username, password }));
     },
-    signOut: () => signOutWith('/api/v1/auth/signout'),
-    signOutEverywhere: () => signOutWith('/api/v1/auth/signout-all'),
-    async deleteAccount() {
-      const result = noBody(await call('DELETE', '/api/v1/me'));
-      if (result.ok) csrf = undefined;
-      return result;
-    },
+    signOut: () => signOutWith('POST', '/api/v1/auth/signout'),
+    signOutEverywhere: () => signOutWith('POST', '/api/v1/auth/signout-all'),
+    deleteAccount: () => signOutWith('DELETE', '/api/v1/me'),
     async listConversations(query = {}) {
       const params = new URLSearchParams();
       if (query.q !== undefined && query.q.trim() !== '') params.set('q', query.q.trim());

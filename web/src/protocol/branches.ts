@@ -40,9 +40,12 @@ export interface Siblings<T> {
   readonly index: number;
 }
 
-/** The versions of a turn: itself and every turn that follows the same parent. */
-export function siblingsOf<T extends BranchNode>(nodes: readonly T[], node: T): Siblings<T> {
-  const all = node.parent === undefined ? [node] : (siblingGroups(nodes).get(node.parent) ?? [node]);
+/**
+ * The versions of a turn: itself and every turn that follows the same parent. `groups`: the
+ * result of siblingGroups(nodes) when the caller asks for many turns of one conversation.
+ */
+export function siblingsOf<T extends BranchNode>(nodes: readonly T[], node: T, groups: ReadonlyMap<number, readonly T[]> = siblingGroups(nodes)): Siblings<T> {
+  const all = node.parent === undefined ? [node] : (groups.get(node.parent) ?? [node]);
   return { all, index: Math.max(0, all.indexOf(node)) };
 }
 

@@ -5,9 +5,6 @@
  * timers, randomness, HTTP) is injected so tests drive it deterministically.
  */
 import { backoffDelay, type BackoffOptions } from '../../../src/contracts/backoff.js';
-
-/** The browser's reconnects: from half a second up to 15 s apart. */
-export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 15_000 };
 import {
   addLocalMessage,
   applyAccepted,
@@ -30,7 +27,10 @@ import { isAnswerEvent, parseServerFrame, type IncomingFrame } from './server-fr
 import type { SessionApi } from './session-api.js';
 import { ErrorCodes } from '../../../src/contracts/errors.js';
 import { CLOSE_UNAUTHENTICATED } from '../../../src/contracts/wire.js';
-import type { ErrorCode, OpenSocket, OutgoingFrame, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
+import type { ClientFrame, ErrorCode, OpenSocket, SessionView, SocketConnection, StoredEvent, Timers } from './types.js';
+
+/** The browser's reconnects: from half a second up to 15 s apart. */
+export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 15_000 };
 
 /** `degraded`: connected, but the server says it cannot reach its storage right now. */
 export type ConnectionStatus = 'connecting' | 'online' | 'degraded' | 'reconnecting';
@@ -459,7 +459,7 @@ export class ChatClient {
     else this.sendFrame({ type: 'regenerate', seq: intent.of, clientId });
   }
 
-  private sendFrame(frame: OutgoingFrame): void {
+  private sendFrame(frame: ClientFrame): void {
     try {
       this.socket?.send(JSON.stringify(frame));
     } catch {

@@ -12,8 +12,3 @@ export async function readJson(response: Response): Promise<unknown> {
     return undefined;
   }
 }
-
-/** A whole number ≥ 0 (turn numbers; 0 is the root of the branch tree). */
-export function isTurnNumber(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0;
-}

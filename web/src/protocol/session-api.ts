@@ -8,6 +8,9 @@ import { invalidNameBodySchema, sessionViewSchema } from '../../../src/contracts
 import { readJson } from './json.js';
 import type { SessionView } from './types.js';
 
+/** What to tell the person when a request did not reach the server at all. */
+export const NETWORK_DETAIL = 'Could not reach the server. Check your connection and try again.';
+
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export type CreateSessionResult =
@@ -40,7 +43,7 @@ export function createSessionApi(fetchFn: FetchLike, baseUrl = ''): SessionApi {
           body: JSON.stringify({ name }),
         });
       } catch {
-        return { ok: false, reason: 'network', message: 'Could not reach the server. Check your connection and try again.' };
+        return { ok: false, reason: 'network', message: NETWORK_DETAIL };
       }
       if (response.status === 400) {
         return { ok: false, reason: 'invalid_name', message: invalidNameMessage(await readJson(response)) };

@@ -2,13 +2,10 @@
  * Wire types shared with the server, derived from the contracts' schemas (protocol.ts, which the
  * web imports for validation too: it depends only on zod/mini and the dependency-free contracts).
  */
-import type { ClientFrame, SessionView } from '../../../src/contracts/protocol.js';
+import type { SessionView } from '../../../src/contracts/protocol.js';
 
 export type { ClientFrame, ServerFrame, SessionView, StoredEvent, TurnFailure } from '../../../src/contracts/protocol.js';
 export type { ErrorCode } from '../../../src/contracts/errors.js';
-
-/** Every frame a client sends, the branch frames (edit, regenerate, switch) included. */
-export type OutgoingFrame = ClientFrame;
 
 /** A message of the history; `parent` is the turn it follows (absent in records from before branches). */
 export type HistoryMessage = SessionView['messages'][number];

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { ANONYMOUS_ONLY, authErrorNotice, type AuthConfig, type Person } from '../protocol/account-api.js';
+import { ANONYMOUS_ONLY, authErrorNotice, hasAccounts, type AuthConfig, type Person } from '../protocol/account-api.js';
 import { accountApi } from '../protocol/browser.js';
 import type { SessionView } from '../protocol/types.js';
 import { loadToken, saveOpenConversation, saveToken } from '../storage.js';
@@ -76,7 +76,7 @@ export function App() {
     case 'workspace':
       return <Workspace person={screen.person} onSignedOut={onSignedOut} />;
     case 'chat': {
-      const accounts = config.local || config.oidc !== null;
+      const accounts = hasAccounts(config);
       // Keyed by token: a new chat gets a fresh client and a fresh view.
       return (
         <ChatScreen

@@ -1,5 +1,5 @@
 import { createContext, useContext, useId, useState, type FormEvent, type ReactNode } from 'react';
-import { OIDC_START_URL, type ApiResult, type AuthConfig, type Person } from '../protocol/account-api.js';
+import { hasAccounts, OIDC_START_URL, type ApiResult, type AuthConfig, type Person } from '../protocol/account-api.js';
 import { accountApi, sessionApi } from '../protocol/browser.js';
 import type { SessionView } from '../protocol/types.js';
 
@@ -18,7 +18,7 @@ type Mode = 'signin' | 'signup';
 export function AuthScreen({ config, notice, onSignedIn, onSession }: AuthScreenProps) {
   const canSignUp = config.local && config.signup !== 'closed';
   const [mode, setMode] = useState<Mode>('signin');
-  const accounts = config.local || config.oidc !== null;
+  const accounts = hasAccounts(config);
   const signingUp = mode === 'signup' && canSignUp;
 
   return (

@@ -67,11 +67,13 @@ export function ConversationPane({ id, title, name, firstMessage, onFirstMessage
   }, [phase, onGone]);
 
   const accepted = chat.turns.filter((turn) => turn.seq !== undefined).length;
-  const seenAccepted = useRef(accepted);
+  // Undefined until the history is in: the turns it brings are not news for the list.
+  const seenAccepted = useRef<number | undefined>(undefined);
   useEffect(() => {
-    if (accepted > seenAccepted.current) onActivity();
+    if (phase !== 'ready') return;
+    if (seenAccepted.current !== undefined && accepted > seenAccepted.current) onActivity();
     seenAccepted.current = accepted;
-  }, [accepted, onActivity]);
+  }, [phase, accepted, onActivity]);
 
   return (
     <div className="chat-screen">

@@ -1,5 +1,5 @@
 import { useCallback, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import { siblingGroups } from '../protocol/branches.js';
+import { siblingGroups, siblingsOf } from '../protocol/branches.js';
 import { isUnfinished, visibleTurns, type ChatState } from '../protocol/chat-state.js';
 import { DownIcon } from './icons.js';
 import { TurnView, type TurnActions } from './TurnView.js';
@@ -63,8 +63,7 @@ export function MessageList({ chat, online, name, actions }: MessageListProps) {
         {turns.map((turn) => {
           const waitingBehind = unfinishedBefore;
           if (isUnfinished(turn)) unfinishedBefore += 1;
-          const siblings = (turn.parent === undefined ? undefined : versions.get(turn.parent)) ?? [turn];
-          const index = Math.max(0, siblings.indexOf(turn));
+          const { all: siblings, index } = siblingsOf(chat.turns, turn, versions);
           return (
             <TurnView
               key={turn.key}

@@ -1,16 +1,8 @@
-import { memo, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+import { memo, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
 import type { Turn } from '../protocol/chat-state.js';
 import { formatPlace, formatWhen } from './format.js';
 import { EditIcon, NextIcon, PrevIcon, RetryIcon } from './icons.js';
 import { Markdown } from './Markdown.js';
-
-/** Where a turn stands among its versions (siblings); seqs undefined where there is none to go to. */
-export interface TurnVersions {
-  readonly index: number;
-  readonly count: number;
-  readonly previous: number | undefined;
-  readonly next: number | undefined;
-}
 
 export interface TurnActions {
   readonly onRetry: (key: string) => void;
@@ -116,7 +108,6 @@ function VersionStep({ label, seq, disabled, onSwitch, children }: VersionStepPr
 /** Edits a sent message in place: Enter or Save sends it as a new version, Escape or Cancel keeps the old one. */
 function MessageEditor({ text, onSave, onCancel }: { readonly text: string; readonly onSave: (text: string) => void; readonly onCancel: () => void }) {
   const [draft, setDraft] = useState(text);
-  const input = useRef<HTMLTextAreaElement>(null);
   const save = () => {
     if (draft.trim() !== '') onSave(draft);
   };
@@ -136,7 +127,6 @@ function MessageEditor({ text, onSave, onCancel }: { readonly text: string; read
   return (
     <form className="editor entry-card" onSubmit={onSubmit}>
       <textarea
-        ref={input}
         className="editor-input entry-field"
         aria-label="Edit your message"
         value={draft}
